@@ -1,0 +1,3 @@
+fn main() {
+    println!("hstu-explorer: not built yet");
+}

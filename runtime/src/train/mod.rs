@@ -1,0 +1,1 @@
+//! CPU backward and trainer.
