@@ -1,0 +1,360 @@
+//! Fused HSTU attention (hstu-spec section 6) on the device: forward and deterministic backward.
+//!
+//! Device tensors are bf16 `[total_tokens, heads, head_dim]`, jagged by `seq_offsets` (i64,
+//! `[batch + 1]`), with `head_dim` one of [`SUPPORTED_HEAD_DIMS`] and `dqk == dv == head_dim`
+//! (pad smaller or unequal head dims with zeros: [`crate::host`] does this).
+
+use crate::device::CudaDevice;
+use crate::error::{CudaError, Result, drv};
+use crate::params::HstuAttnParams;
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use half::bf16;
+
+/// Head dims with a compiled kernel instantiation.
+pub const SUPPORTED_HEAD_DIMS: [usize; 3] = [64, 128, 256];
+
+/// Tile of one kernel instantiation: `rows` = rows per block (16 per warp), `cols` = inner tile.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    rows: usize,
+    cols: usize,
+    warps: usize,
+}
+
+// Mirror of the instantiation lists at the end of csrc/hstu_attention_{fwd,bwd}_sm90.cu.
+fn fwd_tile(d: usize) -> Tile {
+    match d {
+        256 => Tile {
+            rows: 64,
+            cols: 32,
+            warps: 4,
+        },
+        _ => Tile {
+            rows: 128,
+            cols: 64,
+            warps: 8,
+        },
+    }
+}
+fn dkdv_tile(d: usize) -> Tile {
+    match d {
+        64 => Tile {
+            rows: 64,
+            cols: 64,
+            warps: 4,
+        },
+        _ => Tile {
+            rows: 64,
+            cols: 32,
+            warps: 4,
+        },
+    }
+}
+fn dq_tile(d: usize) -> Tile {
+    match d {
+        256 => Tile {
+            rows: 64,
+            cols: 32,
+            warps: 4,
+        },
+        _ => Tile {
+            rows: 64,
+            cols: 64,
+            warps: 4,
+        },
+    }
+}
+
+/// Shape of one jagged attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionShape {
+    /// Number of sequences b.
+    pub batch: usize,
+    /// Heads h.
+    pub heads: usize,
+    /// Head dim d of q, k and v (kernel dim, see [`SUPPORTED_HEAD_DIMS`]).
+    pub head_dim: usize,
+    /// Sum of the sequence lengths.
+    pub total_tokens: usize,
+    /// Longest sequence of the batch (sizes the grid).
+    pub max_len: usize,
+}
+
+/// Scalars of the operator.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionOptions {
+    /// Scale of `q . k` (research HSTU: 1, production-style: 1/sqrt(dqk)).
+    pub alpha: f32,
+    /// The normaliser n (research: N; production-style: max_seq_len of the batch).
+    pub norm_n: f32,
+    /// 0 = unlimited.
+    pub max_attn_len: usize,
+}
+
+/// Relative attention bias of one layer (hstu-spec section 1) on the device.
+pub struct RabTensors<'a> {
+    /// N of `pos_w` (`2N - 1` entries); every sequence must have `L <= N`.
+    pub n: usize,
+    /// `ts_w` has `num_buckets + 1` entries.
+    pub num_buckets: usize,
+    /// 0.301 for the log buckets.
+    pub bucket_divisor: f32,
+    /// `[2N - 1]`.
+    pub pos_w: &'a CudaSlice<f32>,
+    /// `[num_buckets + 1]`.
+    pub ts_w: &'a CudaSlice<f32>,
+    /// `[total_tokens]` unix seconds.
+    pub timestamps: &'a CudaSlice<i64>,
+    /// `[total_tokens]` the next token's time (`t_{i+1}`, `t_q` for the last/candidate rows).
+    pub t_next: &'a CudaSlice<i64>,
+}
+
+/// Gradients of the relative bias, accumulated into (+=).
+pub struct RabGrads<'a> {
+    pub dpos_w: &'a mut CudaSlice<f32>,
+    pub dts_w: &'a mut CudaSlice<f32>,
+}
+
+/// Everything the forward and backward read.
+pub struct AttentionInputs<'a> {
+    pub shape: AttentionShape,
+    pub options: AttentionOptions,
+    pub seq_offsets: &'a CudaSlice<i64>,
+    /// `[batch]` number of target (candidate) tokens at the end of each sequence.
+    pub num_targets: Option<&'a CudaSlice<i64>>,
+    pub rab: Option<RabTensors<'a>>,
+    pub q: &'a CudaSlice<bf16>,
+    pub k: &'a CudaSlice<bf16>,
+    pub v: &'a CudaSlice<bf16>,
+}
+
+/// Gradients of q, k, v (written, not accumulated).
+pub struct AttentionGradsDevice<'a> {
+    pub dq: &'a mut CudaSlice<bf16>,
+    pub dk: &'a mut CudaSlice<bf16>,
+    pub dv: &'a mut CudaSlice<bf16>,
+}
+
+fn check_len<T>(op: &'static str, tensor: &'static str, s: &CudaSlice<T>, n: usize) -> Result<()> {
+    if s.len() != n {
+        return Err(CudaError::Shape {
+            op,
+            tensor,
+            actual: s.len(),
+            expected: n,
+        });
+    }
+    Ok(())
+}
+
+impl AttentionInputs<'_> {
+    fn validate(&self, op: &'static str) -> Result<()> {
+        let s = &self.shape;
+        if !SUPPORTED_HEAD_DIMS.contains(&s.head_dim) {
+            return Err(CudaError::Unsupported {
+                op,
+                what: "head_dim",
+                value: s.head_dim.to_string(),
+            });
+        }
+        let n = s.total_tokens * s.heads * s.head_dim;
+        check_len(op, "q", self.q, n)?;
+        check_len(op, "k", self.k, n)?;
+        check_len(op, "v", self.v, n)?;
+        check_len(op, "seq_offsets", self.seq_offsets, s.batch + 1)?;
+        if let Some(t) = self.num_targets {
+            check_len(op, "num_targets", t, s.batch)?;
+        }
+        if let Some(r) = &self.rab {
+            check_len(op, "pos_w", r.pos_w, 2 * r.n - 1)?;
+            check_len(op, "ts_w", r.ts_w, r.num_buckets + 1)?;
+            check_len(op, "timestamps", r.timestamps, s.total_tokens)?;
+            check_len(op, "t_next", r.t_next, s.total_tokens)?;
+            if s.max_len > r.n {
+                return Err(CudaError::Invalid {
+                    op,
+                    msg: format!("max_len {} exceeds rab N {}", s.max_len, r.n),
+                });
+            }
+        }
+        if s.batch == 0 || s.max_len == 0 || s.batch > 65535 || s.heads > 65535 {
+            return Err(CudaError::Invalid {
+                op,
+                msg: format!(
+                    "batch {} / heads {} / max_len {}",
+                    s.batch, s.heads, s.max_len
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl CudaDevice {
+    fn attn_params(&self, x: &AttentionInputs<'_>) -> HstuAttnParams {
+        let s = &x.shape;
+        let mut p = HstuAttnParams {
+            q: self.ptr(x.q),
+            k: self.ptr(x.k),
+            v: self.ptr(x.v),
+            seq_offsets: self.ptr(x.seq_offsets),
+            num_targets: x.num_targets.map_or(0, |t| self.ptr(t)),
+            alpha: x.options.alpha,
+            inv_n: 1.0 / x.options.norm_n,
+            bucket_divisor: 0.301,
+            batch: s.batch as i32,
+            heads: s.heads as i32,
+            head_dim: s.head_dim as i32,
+            max_len: s.max_len as i32,
+            max_attn_len: x.options.max_attn_len as i32,
+            token_stride: (s.heads * s.head_dim) as i64,
+            ..Default::default()
+        };
+        if let Some(r) = &x.rab {
+            p.pos_w = self.ptr(r.pos_w);
+            p.ts_w = self.ptr(r.ts_w);
+            p.timestamps = self.ptr(r.timestamps);
+            p.t_next = self.ptr(r.t_next);
+            p.rab_n = r.n as i32;
+            p.num_buckets = r.num_buckets as i32;
+            p.bucket_divisor = r.bucket_divisor;
+        }
+        p
+    }
+
+    fn launch_attn(
+        &self,
+        stem: &'static str,
+        name: &str,
+        tile: Tile,
+        smem: usize,
+        p: &HstuAttnParams,
+    ) -> Result<()> {
+        let f = self.kernels.function(stem, name, smem)?;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                (p.max_len as usize).div_ceil(tile.rows) as u32,
+                p.heads as u32,
+                p.batch as u32,
+            ),
+            block_dim: (tile.warps as u32 * 32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // SAFETY: the kernel takes exactly one HstuAttnParams by value; every pointer in it was
+        // taken from a slice whose length `AttentionInputs::validate` checked.
+        unsafe { self.stream.launch_builder(&f).arg(p).launch(cfg) }
+            .map_err(drv("launch attention"))?;
+        Ok(())
+    }
+
+    /// Forward: `out_i = sum_j valid(i,j) silu(alpha q_i.k_j + rab_ij) / n v_j` (hstu-spec 6).
+    /// `out`: `[total_tokens, heads, head_dim]` bf16, fully written. Asynchronous.
+    pub fn hstu_attention_fwd(
+        &self,
+        x: &AttentionInputs<'_>,
+        out: &mut CudaSlice<bf16>,
+    ) -> Result<()> {
+        const OP: &str = "hstu_attention_fwd";
+        x.validate(OP)?;
+        let d = x.shape.head_dim;
+        check_len(OP, "out", out, x.q.len())?;
+        let mut p = self.attn_params(x);
+        p.out = self.ptr_mut(out);
+        let t = fwd_tile(d);
+        let smem = (t.rows + 4 * t.cols) * d * 2;
+        let rab = if x.rab.is_some() { "rab_" } else { "" };
+        self.launch_attn(
+            "hstu_attention_fwd_sm90",
+            &format!("hstu_attention_fwd_{rab}d{d}"),
+            t,
+            smem,
+            &p,
+        )
+    }
+
+    /// Backward (deterministic for dq/dk/dv; the rab gradients use atomics): given `dout`,
+    /// writes `dq`, `dk`, `dv` and adds the relative-bias gradients into `rab_grads`.
+    pub fn hstu_attention_bwd(
+        &self,
+        x: &AttentionInputs<'_>,
+        dout: &CudaSlice<bf16>,
+        grads: AttentionGradsDevice<'_>,
+        rab_grads: Option<RabGrads<'_>>,
+    ) -> Result<()> {
+        const OP: &str = "hstu_attention_bwd";
+        x.validate(OP)?;
+        let d = x.shape.head_dim;
+        let n = x.q.len();
+        check_len(OP, "dout", dout, n)?;
+        check_len(OP, "dq", grads.dq, n)?;
+        check_len(OP, "dk", grads.dk, n)?;
+        check_len(OP, "dv", grads.dv, n)?;
+        let mut p = self.attn_params(x);
+        p.dout = self.ptr(dout);
+        p.dq = self.ptr_mut(grads.dq);
+        p.dk = self.ptr_mut(grads.dk);
+        p.dv = self.ptr_mut(grads.dv);
+        let mut hist_bytes = 0;
+        if let (Some(r), Some(g)) = (&x.rab, rab_grads) {
+            check_len(OP, "dpos_w", g.dpos_w, 2 * r.n - 1)?;
+            check_len(OP, "dts_w", g.dts_w, r.num_buckets + 1)?;
+            p.dpos_w = self.ptr_mut(g.dpos_w);
+            p.dts_w = self.ptr_mut(g.dts_w);
+        }
+        if x.rab.is_some() {
+            hist_bytes = (2 * p.rab_n as usize - 1 + p.num_buckets as usize + 1) * 4;
+        }
+        let rab = if x.rab.is_some() { "rab_" } else { "" };
+        let stem = "hstu_attention_bwd_sm90";
+        let t = dkdv_tile(d);
+        let smem = (2 * t.rows + 4 * t.cols) * d * 2 + hist_bytes;
+        if smem > 227 * 1024 {
+            return Err(CudaError::Unsupported {
+                op: OP,
+                what: "rab N for the shared-memory gradient histogram",
+                value: format!("N = {} needs {smem} bytes", p.rab_n),
+            });
+        }
+        if d == 256 {
+            // Two passes keep the accumulators in registers; only the dK pass sums d_rab.
+            self.launch_attn(
+                stem,
+                &format!("hstu_attention_bwd_dkdv_dk_{rab}d{d}"),
+                t,
+                smem,
+                &p,
+            )?;
+            self.launch_attn(
+                stem,
+                &format!("hstu_attention_bwd_dkdv_dv_{rab}d{d}"),
+                t,
+                smem,
+                &p,
+            )?;
+        } else {
+            self.launch_attn(
+                stem,
+                &format!("hstu_attention_bwd_dkdv_{rab}d{d}"),
+                t,
+                smem,
+                &p,
+            )?;
+        }
+        let t = dq_tile(d);
+        let smem = (2 * t.rows + 4 * t.cols) * d * 2;
+        self.launch_attn(
+            stem,
+            &format!("hstu_attention_bwd_dq_{rab}d{d}"),
+            t,
+            smem,
+            &p,
+        )
+    }
+}
+
+/// FLOPs of the forward as the public HSTU benchmarks count them (hstu-spec section 6):
+/// `2 * h * (dqk + dv) * sum_b L_b^2 / 2`; backward = 2.5x, fwd+bwd = 3.5x.
+pub fn hstu_attention_fwd_flops(seq_lens: &[usize], heads: usize, dqk: usize, dv: usize) -> f64 {
+    let sq: f64 = seq_lens.iter().map(|&l| (l as f64) * (l as f64)).sum();
+    2.0 * heads as f64 * (dqk + dv) as f64 * sq / 2.0
+}
