@@ -464,68 +464,43 @@ pub fn load_weights<R: Real>(
     let bytes = read_bounded(path, MAX_CHECKPOINT_BYTES)?;
     let st = parse(path, &bytes)?;
     let expected = expected_tensors(cfg);
-    let expected_names: HashMap<&str, &TensorSpec> =
-        expected.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut views: HashMap<String, safetensors::tensor::TensorView> = HashMap::new();
+    let mut stored: Vec<(String, safetensors::tensor::TensorView)> = st.iter().map(|(n, v)| (n.to_string(), v)).collect();
+    stored.sort_by(|a, b| a.0.cmp(&b.0));
+    for (raw_name, view) in stored {
+        let name = raw_name.strip_prefix("module.").unwrap_or(&raw_name).to_string();
+        if views.insert(name.clone(), view).is_some() {
+            return Err(tensor_err(path, &name, "appears twice (with and without `module.`)"));
+        }
+    }
     let mut found: HashMap<String, Vec<R>> = HashMap::new();
     let mut entries = Vec::new();
-    for (raw_name, view) in st.iter() {
-        let name = raw_name.strip_prefix("module.").unwrap_or(raw_name);
-        let Some(spec) = expected_names.get(name) else {
-            return Err(tensor_err(
-                path,
-                name,
-                "unexpected tensor (not part of this config's model)",
-            ));
+    // Checked in the order of the config, so the first error is the same on every run.
+    for spec in &expected {
+        let Some(view) = views.remove(&spec.name) else {
+            return Err(tensor_err(path, &spec.name, format!("missing (expected shape {:?})", spec.shape)));
         };
-        if found.contains_key(name) {
-            return Err(tensor_err(
-                path,
-                name,
-                "appears twice (with and without `module.`)",
-            ));
-        }
         if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
-            return Err(tensor_err(
-                path,
-                name,
-                format!("dtype {:?}; expected F32, F16 or BF16", view.dtype()),
-            ));
+            return Err(tensor_err(path, &spec.name, format!("dtype {:?}; expected F32, F16 or BF16", view.dtype())));
         }
         if view.shape() != spec.shape.as_slice() {
             return Err(tensor_err(
                 path,
-                name,
-                format!(
-                    "shape {:?} does not match the config, which implies {:?}",
-                    view.shape(),
-                    spec.shape
-                ),
+                &spec.name,
+                format!("shape {:?} does not match the config, which implies {:?}", view.shape(), spec.shape),
             ));
         }
-        let values = decode(path, name, view.dtype(), view.data())?;
+        let values = decode(path, &spec.name, view.dtype(), view.data())?;
         entries.push(TensorEntry {
-            name: name.to_string(),
+            name: spec.name.clone(),
             dtype: format!("{:?}", view.dtype()),
             shape: view.shape().to_vec(),
         });
-        found.insert(
-            name.to_string(),
-            values.into_iter().map(R::from_f64c).collect(),
-        );
+        found.insert(spec.name.clone(), values.into_iter().map(R::from_f64c).collect());
     }
-    if let Some(missing) = expected.iter().find(|t| !found.contains_key(&t.name)) {
-        return Err(tensor_err(
-            path,
-            &missing.name,
-            format!("missing (expected shape {:?})", missing.shape),
-        ));
+    if let Some(extra) = views.keys().min() {
+        return Err(tensor_err(path, extra, "unexpected tensor (not part of this config's model)"));
     }
-    let order: HashMap<&str, usize> = expected
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
-    entries.sort_by_key(|e| order[e.name.as_str()]);
     Ok((Weights::from_map(cfg, found), entries))
 }
 

@@ -23,6 +23,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod evaluate;
 pub mod gpu;
 pub mod real;
 pub mod reference;

@@ -1,6 +1,8 @@
 //! The `hstu` command line (spec section 4 and the project's own commands).
 
 mod common;
+mod data;
+mod eval;
 mod infer;
 mod info;
 
@@ -29,6 +31,11 @@ enum Command {
     Retrieve(infer::RetrieveArgs),
     /// Rank each user's candidates with M-FALCON (history encoded once, candidates in micro-batches).
     Rank(infer::RankArgs),
+    /// Evaluate a model on a data set (leave-one-out, full-catalogue ranking); prints one JSON object.
+    Eval(eval::EvalArgs),
+    /// Fetch, prepare and describe data sets.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -39,13 +46,22 @@ pub fn main() -> std::process::ExitCode {
         Command::Encode(a) => infer::encode(a),
         Command::Retrieve(a) => infer::retrieve(a),
         Command::Rank(a) => infer::rank(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Data(c) => data::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", chain.join(": "));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A closed stdout (`hstu retrieve | head`) ends the command quietly.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

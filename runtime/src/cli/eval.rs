@@ -1,0 +1,88 @@
+//! `hstu eval`: leave-one-out full-catalogue evaluation (spec section 8), one JSON object.
+
+use super::common::{default_model, load_model, progress};
+use anyhow::{Context, Result, bail};
+use hstu_runtime::data::{Limits, fetch, load_dataset, ranking, split};
+use hstu_runtime::evaluate::{ranking_task_metrics, retrieval_metrics};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Model directory; default: the bundled MovieLens-100K model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Ratings file (u.data, ml-100k.inter, ratings.dat, ratings.csv) or `ml-100k` (fetched and cached).
+    #[arg(long, default_value = "ml-100k")]
+    data: String,
+    /// Which target: `test` (last item) or `valid` (second-to-last).
+    #[arg(long, default_value = "test", value_parser = ["test", "valid"])]
+    split: String,
+    /// Evaluate only the first N users (0 = all).
+    #[arg(long, default_value_t = 0)]
+    max_users: usize,
+    /// Skip the NaN/Inf scan of the weights (on by default).
+    #[arg(long)]
+    no_check_finite: bool,
+}
+
+/// `ml-100k` means the cached MovieLens-100K (fetched on first use); anything else is a path.
+pub fn resolve_data(data: &str) -> Result<PathBuf> {
+    if data == "ml-100k" {
+        let report = fetch::fetch_ml100k(&fetch::default_cache_dir()).context("fetching MovieLens-100K")?;
+        return Ok(report.path);
+    }
+    let p = PathBuf::from(data);
+    if !p.exists() {
+        bail!("{data}: no such data file (give a ratings file or `ml-100k`)");
+    }
+    Ok(p)
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let dir = a.model.clone().unwrap_or_else(default_model);
+    let model = load_model(&dir, !a.no_check_finite)?;
+    let cfg = &model.config;
+    let path = resolve_data(&a.data)?;
+    let ds = load_dataset(&path, &Limits::default())?;
+    if ds.num_items as usize > cfg.num_items {
+        bail!(
+            "{}: item ids reach {} but the model has num_items = {}",
+            path.display(),
+            ds.num_items,
+            cfg.num_items
+        );
+    }
+    let which = if a.split == "valid" { split::Split::Valid } else { split::Split::Test };
+    let mut seqs = split::sequences(&ds, which, cfg.max_sequence_len);
+    if a.max_users > 0 {
+        seqs.truncate(a.max_users);
+    }
+    if seqs.is_empty() {
+        bail!("{}: no user has enough interactions to evaluate", path.display());
+    }
+    let bar = progress(seqs.len() as u64, "eval");
+    let t0 = std::time::Instant::now();
+    let metrics = retrieval_metrics(cfg, &model.weights, &seqs, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    let mut out = serde_json::to_value(&metrics)?;
+    let obj = out.as_object_mut().context("metrics serialise to an object")?;
+    obj.insert("data".into(), serde_json::json!(path));
+    obj.insert("split".into(), serde_json::json!(a.split));
+    obj.insert("model".into(), serde_json::json!(dir));
+    if cfg.ranking.is_some() {
+        let mut examples: Vec<_> = ds.users.iter().filter_map(|u| ranking::eval_example(u, cfg.max_sequence_len)).collect();
+        if a.max_users > 0 {
+            examples.truncate(a.max_users);
+        }
+        let tasks = ranking_task_metrics(cfg, &model.weights, &examples)?;
+        let named: serde_json::Map<String, serde_json::Value> = ranking::RANKING_TASK_NAMES
+            .iter()
+            .zip(&tasks)
+            .map(|(n, t)| (n.to_string(), serde_json::to_value(t).unwrap_or_default()))
+            .collect();
+        obj.insert("ranking".into(), serde_json::Value::Object(named));
+    }
+    obj.insert("seconds".into(), serde_json::json!(t0.elapsed().as_secs_f64()));
+    println!("{out}");
+    Ok(())
+}
