@@ -402,7 +402,12 @@ fn decode(path: &Path, name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f64>
 /// Every tensor of a safetensors file as f64 (any float or integer dtype); for goldens and tools.
 pub fn load_raw(path: &Path) -> Result<BTreeMap<String, RawTensor>> {
     let bytes = read_bounded(path, MAX_CHECKPOINT_BYTES)?;
-    let st = parse(path, &bytes)?;
+    raw_from_bytes(&bytes, path)
+}
+
+/// [`load_raw`] on bytes already in memory.
+pub fn raw_from_bytes(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, RawTensor>> {
+    let st = parse(path, bytes)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
         let values = decode(path, name, view.dtype(), view.data())?;
