@@ -1,0 +1,272 @@
+//! `hstu-shaders`: the WGSL kernels of HSTU, the table that names them, and their composed variants.
+//!
+//! Every op is one file under `src/wgsl/` named by its stem (`hstu_attention.wgsl`, ...). A file
+//! holds all of its variants behind `//#if FLAG` / `//#if !FLAG` / `//#else` / `//#endif` lines;
+//! [`compose`] keeps the lines of one [`Variant`] and prepends its prelude (`enable f16;`, the
+//! `elem` storage type). [`SHADERS`] names every shader and the variants it offers; the tests in
+//! `tests/naga_variants.rs` parse, validate and translate every composed variant (no GPU needed).
+//!
+//! ```
+//! use hstu_shaders::{compose, Variant};
+//! let wgsl = compose("hstu_matmul", Variant::F32).unwrap();
+//! assert!(wgsl.contains("alias elem = f32;"));
+//! ```
+
+mod preprocess;
+
+pub use preprocess::preprocess;
+
+/// One way of composing a shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// f32 storage and arithmetic; runs on every adapter.
+    F32,
+    /// f16 storage of the large operands (q, k, v, matrix inputs), f32 accumulation (`SHADER_F16`).
+    F16,
+    /// Reductions through subgroup operations (`SUBGROUP`).
+    Subgroup,
+    /// f16 16x16x16 cooperative matrices with f32 accumulation
+    /// (`EXPERIMENTAL_COOPERATIVE_MATRIX` + `SHADER_F16`); workgroup = one subgroup (`SG`).
+    CoopMatrix,
+    /// f32 attention that also writes every `a_ij` (the attention capture hook).
+    Capture,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 5] = [
+        Variant::F32,
+        Variant::F16,
+        Variant::Subgroup,
+        Variant::CoopMatrix,
+        Variant::Capture,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::F32 => "f32",
+            Variant::F16 => "f16",
+            Variant::Subgroup => "subgroup",
+            Variant::CoopMatrix => "coop_matrix",
+            Variant::Capture => "capture",
+        }
+    }
+
+    /// Preprocessor flags set for this variant.
+    pub fn flags(self) -> &'static [&'static str] {
+        match self {
+            Variant::F32 => &[],
+            Variant::F16 => &["F16"],
+            Variant::Subgroup => &["SUBGROUP"],
+            Variant::CoopMatrix => &["COOP", "F16"],
+            Variant::Capture => &["CAPTURE"],
+        }
+    }
+
+    /// Device features the variant needs.
+    pub fn requirements(self) -> Requirements {
+        match self {
+            Variant::F32 | Variant::Capture => Requirements::default(),
+            Variant::F16 => Requirements {
+                shader_f16: true,
+                ..Requirements::default()
+            },
+            Variant::Subgroup => Requirements {
+                subgroup: true,
+                ..Requirements::default()
+            },
+            Variant::CoopMatrix => Requirements {
+                shader_f16: true,
+                cooperative_matrix: true,
+                ..Requirements::default()
+            },
+        }
+    }
+
+    /// naga capabilities the composed module needs to validate.
+    pub fn capabilities(self) -> naga::valid::Capabilities {
+        use naga::valid::Capabilities as C;
+        let r = self.requirements();
+        let mut caps = C::empty();
+        if r.shader_f16 {
+            caps |= C::SHADER_FLOAT16;
+        }
+        if r.subgroup {
+            caps |= C::SUBGROUP;
+        }
+        if r.cooperative_matrix {
+            caps |= C::COOPERATIVE_MATRIX;
+        }
+        caps
+    }
+
+    fn prelude(self) -> String {
+        let mut p = String::new();
+        let r = self.requirements();
+        if r.shader_f16 {
+            p.push_str("enable f16;\n");
+        }
+        if r.cooperative_matrix {
+            p.push_str("enable wgpu_cooperative_matrix;\n");
+        }
+        let elem = if r.shader_f16 { "f16" } else { "f32" };
+        p.push_str(&format!(
+            "alias elem = {elem};\nalias elem4 = vec4<{elem}>;\n// variant: {}\n",
+            self.name()
+        ));
+        p
+    }
+}
+
+/// Adapter features a variant needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub shader_f16: bool,
+    pub subgroup: bool,
+    pub cooperative_matrix: bool,
+}
+
+/// One shader of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderEntry {
+    /// The op stem, also the file name under `src/wgsl/`.
+    pub name: &'static str,
+    /// WGSL source with preprocessor lines.
+    pub source: &'static str,
+    /// Compute entry points.
+    pub entry_points: &'static [&'static str],
+    /// Variants this shader can be composed as.
+    pub variants: &'static [Variant],
+}
+
+macro_rules! wgsl {
+    ($name:literal) => {
+        include_str!(concat!("wgsl/", $name, ".wgsl"))
+    };
+}
+
+/// Every shader of the project and the variants composed from it.
+pub const SHADERS: &[ShaderEntry] = &[
+    ShaderEntry {
+        name: "hstu_embedding",
+        source: wgsl!("hstu_embedding"),
+        entry_points: &["main"],
+        variants: &[Variant::F32],
+    },
+    ShaderEntry {
+        name: "hstu_layer_norm",
+        source: wgsl!("hstu_layer_norm"),
+        entry_points: &["main"],
+        variants: &[Variant::F32, Variant::Subgroup],
+    },
+    ShaderEntry {
+        name: "hstu_matmul",
+        source: wgsl!("hstu_matmul"),
+        entry_points: &["main"],
+        variants: &[Variant::F32, Variant::F16, Variant::CoopMatrix],
+    },
+    ShaderEntry {
+        name: "hstu_attention",
+        source: wgsl!("hstu_attention"),
+        entry_points: &["main"],
+        variants: &[
+            Variant::F32,
+            Variant::F16,
+            Variant::CoopMatrix,
+            Variant::Capture,
+        ],
+    },
+    ShaderEntry {
+        name: "hstu_gating",
+        source: wgsl!("hstu_gating"),
+        entry_points: &["main"],
+        variants: &[Variant::F32, Variant::Subgroup],
+    },
+    ShaderEntry {
+        name: "hstu_l2_norm",
+        source: wgsl!("hstu_l2_norm"),
+        entry_points: &["main"],
+        variants: &[Variant::F32, Variant::Subgroup],
+    },
+    ShaderEntry {
+        name: "hstu_topk",
+        source: wgsl!("hstu_topk"),
+        entry_points: &["score_topk", "merge_topk"],
+        variants: &[Variant::F32],
+    },
+];
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum ShaderError {
+    #[error("no shader named `{0}`")]
+    UnknownShader(String),
+    #[error("shader `{shader}` has no `{variant}` variant")]
+    UnknownVariant {
+        shader: String,
+        variant: &'static str,
+    },
+    #[error("shader `{shader}`: preprocessor: {message}")]
+    Preprocess { shader: String, message: String },
+}
+
+/// The table entry named `name`.
+pub fn shader(name: &str) -> Result<&'static ShaderEntry, ShaderError> {
+    SHADERS
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| ShaderError::UnknownShader(name.to_string()))
+}
+
+/// WGSL of shader `name` composed as `variant`.
+pub fn compose(name: &str, variant: Variant) -> Result<String, ShaderError> {
+    let entry = shader(name)?;
+    if !entry.variants.contains(&variant) {
+        return Err(ShaderError::UnknownVariant {
+            shader: name.to_string(),
+            variant: variant.name(),
+        });
+    }
+    let body =
+        preprocess(entry.source, variant.flags()).map_err(|message| ShaderError::Preprocess {
+            shader: name.to_string(),
+            message,
+        })?;
+    Ok(variant.prelude() + &body)
+}
+
+/// Every `(shader, variant)` pair of the table.
+pub fn all_variants() -> impl Iterator<Item = (&'static ShaderEntry, Variant)> {
+    SHADERS
+        .iter()
+        .flat_map(|s| s.variants.iter().map(move |&v| (s, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_opens_with_three_comment_lines() {
+        for s in SHADERS {
+            let head: Vec<&str> = s.source.lines().take(3).collect();
+            assert!(
+                head.len() == 3 && head.iter().all(|l| l.starts_with("// ")),
+                "{}: the first three lines must say what, bindings, dispatch",
+                s.name
+            );
+            assert!(
+                head[0].starts_with(&format!("// {}:", s.name)),
+                "{}",
+                s.name
+            );
+            assert!(head[1].starts_with("// bindings:"), "{}", s.name);
+            assert!(head[2].starts_with("// dispatch:"), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        assert!(compose("nope", Variant::F32).is_err());
+        assert!(compose("hstu_embedding", Variant::CoopMatrix).is_err());
+    }
+}

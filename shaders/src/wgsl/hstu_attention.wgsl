@@ -1,0 +1,372 @@
+// hstu_attention: out[b, i, h, :] = sum_j valid(i, j) * silu(alpha * q_i . k_j + rab_ij) / n * v_j over jagged sequences (spec sections 1, 5, 6), tiled flash-style: never an N x N matrix in memory (CAPTURE: also writes a_ij for batch 1).
+// bindings: 0 params (uniform), 1 meta u32 [seq_offsets B+1 | num_targets B | bucket thresholds buckets+1], 2 q, 3 k, 4 v (elem, rows of q_stride/k_stride/v_stride, head h at column offset + h*d), 5 rab_w f32 [pos_w 2N-1 | ts_w buckets+1], 6 times i32 [t_next T | t_key T], 7 out f32 [.., out_stride], (CAPTURE: 8 capture f32 [H, L, L]).
+// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup.
+
+struct Params {
+    batch: u32,
+    heads: u32,
+    dqk: u32,
+    dv: u32,
+    q_offset: u32,      // column of head 0 of q within a row
+    k_offset: u32,
+    v_offset: u32,
+    q_stride: u32,      // elements per row
+    k_stride: u32,
+    v_stride: u32,
+    out_stride: u32,    // out row r, head h, column c at r * out_stride + h * dv + c
+    q_begin: u32,       // local query rows [q_begin, L) are computed; out row = seq_start + i - q_begin
+    alpha: f32,
+    inv_n: f32,
+    max_attn_len: u32,  // 0 = unlimited
+    has_rab: u32,
+    rab_n: u32,         // N of pos_w (length 2N - 1)
+    num_buckets: u32,
+    bucket_divisor: f32,
+    num_targets_base: u32,  // index of num_targets[0] in meta
+    thresholds_base: u32,   // index of threshold[0] in meta: smallest |dt| with bucket >= k
+    times_key_base: u32,    // index of t_key[0] in times
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> meta_u32: array<u32>;      // seq_offsets | num_targets | thresholds
+@group(0) @binding(2) var<storage, read> q: array<elem>;            // [.., q_stride]
+@group(0) @binding(3) var<storage, read> k: array<elem>;            // [.., k_stride]
+@group(0) @binding(4) var<storage, read> v: array<elem>;            // [.., v_stride]
+@group(0) @binding(5) var<storage, read> rab_w: array<f32>;         // pos_w [2N - 1] | ts_w [buckets + 1]
+@group(0) @binding(6) var<storage, read> times: array<i32>;         // t_next [T] | t_key [T], seconds relative to the sequence
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;     // [.., out_stride]
+//#if CAPTURE
+@group(0) @binding(8) var<storage, read_write> capture: array<f32>; // [H, L, L], batch 1
+//#endif
+
+// bucket(dt) = clamp(floor(ln(max(|dt|, 1)) / divisor), 0, buckets): f32 estimate, corrected by the host's exact thresholds.
+fn time_bucket(dt: u32) -> u32 {
+    let estimate = floor(log(f32(max(dt, 1u))) / params.bucket_divisor);
+    var bucket = u32(clamp(estimate, 0.0, f32(params.num_buckets)));
+    if (bucket < params.num_buckets && dt >= meta_u32[params.thresholds_base + bucket + 1u]) {
+        bucket += 1u;
+    }
+    if (bucket > 0u && dt < meta_u32[params.thresholds_base + bucket]) {
+        bucket -= 1u;
+    }
+    return bucket;
+}
+
+// a_ij for local query i, key j of the sequence starting at token `start` with `u` history tokens.
+fn attention_weight(qk: f32, i: u32, j: u32, u: u32, start: u32) -> f32 {
+    let id_i = min(i, u);
+    let id_j = min(j, u);
+    let in_window = params.max_attn_len == 0u || id_i - id_j <= params.max_attn_len;
+    if (!(i == j || (id_i > id_j && in_window))) {
+        return 0.0;
+    }
+    var s = params.alpha * qk;
+    if (params.has_rab != 0u) {
+        let pos_index = i32(params.rab_n) - 1 + i32(id_j) - i32(id_i);
+        let dt = times[start + i] - times[params.times_key_base + start + j];
+        let ts_index = 2u * params.rab_n - 1u + time_bucket(u32(abs(dt)));
+        s += rab_w[u32(pos_index)] + rab_w[ts_index];
+    }
+    return s / (1.0 + exp(-s)) * params.inv_n;
+}
+
+struct Sequence {
+    start: u32,
+    len: u32,
+    history: u32, // U = L - num_targets
+}
+
+fn sequence(b: u32) -> Sequence {
+    let start = meta_u32[b];
+    let len = meta_u32[b + 1u] - start;
+    let targets = min(meta_u32[params.num_targets_base + b], len);
+    return Sequence(start, len, len - targets);
+}
+
+// Does key block [j0, j0 + bk) hold a valid key for some query row in [i0, i1)?
+// History rows need keys [0, min(i1, U)); target rows only themselves, [max(i0, U), i1).
+fn key_block_needed(j0: u32, bk: u32, i0: u32, i1: u32, u: u32) -> bool {
+    let history_end = min(i1, u);
+    let diagonal_start = max(i0, u);
+    return j0 < history_end || (j0 < i1 && j0 + bk > diagonal_start);
+}
+
+//#if COOP
+// Tensor-core path: one subgroup owns BQ = 32 query rows x 128 value columns as 2 x 8 cooperative
+// f32 accumulators; scores of a 32 x 32 key block go through workgroup memory for silu, mask and rab.
+override SG: u32 = 32u;
+
+var<workgroup> s_tile: array<f32, 1024>;  // [32 rows][32 keys] scores, then 16 x 16 output tiles
+var<workgroup> p_tile: array<f16, 1024>;  // [32 rows][32 keys] a_ij
+
+fn store_out_tile(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, i_row0: u32, col0: u32, lane: u32) {
+    let zero = 0u;
+    let tile_stride = 16u;
+    coopStoreT(acc, &s_tile[zero], tile_stride);
+    workgroupBarrier();
+    for (var e = lane; e < 256u; e += SG) {
+        let i = i_row0 + e / 16u;
+        let col = col0 + e % 16u;
+        if (i < seq.len && col < params.dv) {
+            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = s_tile[e];
+        }
+    }
+    workgroupBarrier();
+}
+
+// Key blocks of 32 for query rows [i0, i1): first the history blocks [0, min(i1, U)), then the
+// target diagonal blocks not already covered. Returned as (history block count, first diagonal block, count).
+fn coop_key_blocks(i0: u32, i1: u32, u: u32) -> vec3<u32> {
+    let history_blocks = (min(i1, u) + 31u) / 32u;
+    var first = max(max(i0, u) / 32u, history_blocks);
+    var count = 0u;
+    if (i1 > u) {
+        count = max((i1 + 31u) / 32u, first) - first;
+    }
+    return vec3<u32>(history_blocks, first, count);
+}
+
+@compute @workgroup_size(SG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let b = wid.z;
+    let h = wid.y;
+    let seq = sequence(b);
+    let i0 = params.q_begin + wid.x * 32u;
+    // No early return: cooperative operations need uniform control flow, so an idle workgroup runs zero blocks.
+    let i1 = clamp(seq.len, i0, i0 + 32u);
+    let blocks = coop_key_blocks(i0, i1, seq.history);
+    let total_blocks = select(0u, blocks.x + blocks.z, i1 > i0);
+    let qs = params.q_stride;
+    let ks = params.k_stride;
+    let vs = params.v_stride;
+    let p_stride = 32u;
+    // Value columns: dv <= 128, a multiple of 16 (checked on the host).
+    let tiles = params.dv / 16u;
+    var o00 = coop_mat16x16<f32, C>(); var o10 = coop_mat16x16<f32, C>();
+    var o01 = coop_mat16x16<f32, C>(); var o11 = coop_mat16x16<f32, C>();
+    var o02 = coop_mat16x16<f32, C>(); var o12 = coop_mat16x16<f32, C>();
+    var o03 = coop_mat16x16<f32, C>(); var o13 = coop_mat16x16<f32, C>();
+    var o04 = coop_mat16x16<f32, C>(); var o14 = coop_mat16x16<f32, C>();
+    var o05 = coop_mat16x16<f32, C>(); var o15 = coop_mat16x16<f32, C>();
+    var o06 = coop_mat16x16<f32, C>(); var o16 = coop_mat16x16<f32, C>();
+    var o07 = coop_mat16x16<f32, C>(); var o17 = coop_mat16x16<f32, C>();
+    for (var t = 0u; t < total_blocks; t++) {
+        let j0 = select((blocks.y + t - blocks.x) * 32u, t * 32u, t < blocks.x);
+        var s00 = coop_mat16x16<f32, C>();
+        var s01 = coop_mat16x16<f32, C>();
+        var s10 = coop_mat16x16<f32, C>();
+        var s11 = coop_mat16x16<f32, C>();
+        for (var c0 = 0u; c0 < params.dqk; c0 += 16u) {
+            let iq0 = (seq.start + i0) * qs + params.q_offset + h * params.dqk + c0;
+            let iq1 = iq0 + 16u * qs;
+            let ik0 = (seq.start + j0) * ks + params.k_offset + h * params.dqk + c0;
+            let ik1 = ik0 + 16u * ks;
+            let q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq0], qs);
+            let q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq1], qs);
+            let k0 = coopLoad<coop_mat16x16<f16, B>>(&k[ik0], ks);
+            let k1 = coopLoad<coop_mat16x16<f16, B>>(&k[ik1], ks);
+            s00 = coopMultiplyAdd(q0, k0, s00);
+            s01 = coopMultiplyAdd(q0, k1, s01);
+            s10 = coopMultiplyAdd(q1, k0, s10);
+            s11 = coopMultiplyAdd(q1, k1, s11);
+        }
+        let t00 = 0u;
+        let t01 = 16u;
+        let t10 = 512u;
+        let t11 = 528u;
+        coopStoreT(s00, &s_tile[t00], p_stride);
+        coopStoreT(s01, &s_tile[t01], p_stride);
+        coopStoreT(s10, &s_tile[t10], p_stride);
+        coopStoreT(s11, &s_tile[t11], p_stride);
+        workgroupBarrier();
+        for (var e = lane; e < 1024u; e += SG) {
+            let i = i0 + e / 32u;
+            let j = j0 + e % 32u;
+            var w = 0.0;
+            if (i < seq.len && j < seq.len) {
+                w = attention_weight(s_tile[e], i, j, seq.history, seq.start);
+            }
+            p_tile[e] = f16(w);
+        }
+        workgroupBarrier();
+        let p00 = coopLoadT<coop_mat16x16<f16, A>>(&p_tile[t00], p_stride);
+        let p01 = coopLoadT<coop_mat16x16<f16, A>>(&p_tile[t01], p_stride);
+        let p10 = coopLoadT<coop_mat16x16<f16, A>>(&p_tile[t10], p_stride);
+        let p11 = coopLoadT<coop_mat16x16<f16, A>>(&p_tile[t11], p_stride);
+        let iv0 = (seq.start + j0) * vs + params.v_offset + h * params.dv;
+        let iv1 = iv0 + 16u * vs;
+        if (tiles > 0u) { let x0 = iv0 + 0u; let x1 = iv1 + 0u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o00 = coopMultiplyAdd(p00, v0, o00); o00 = coopMultiplyAdd(p01, v1, o00); o10 = coopMultiplyAdd(p10, v0, o10); o10 = coopMultiplyAdd(p11, v1, o10); }
+        if (tiles > 1u) { let x0 = iv0 + 16u; let x1 = iv1 + 16u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o01 = coopMultiplyAdd(p00, v0, o01); o01 = coopMultiplyAdd(p01, v1, o01); o11 = coopMultiplyAdd(p10, v0, o11); o11 = coopMultiplyAdd(p11, v1, o11); }
+        if (tiles > 2u) { let x0 = iv0 + 32u; let x1 = iv1 + 32u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o02 = coopMultiplyAdd(p00, v0, o02); o02 = coopMultiplyAdd(p01, v1, o02); o12 = coopMultiplyAdd(p10, v0, o12); o12 = coopMultiplyAdd(p11, v1, o12); }
+        if (tiles > 3u) { let x0 = iv0 + 48u; let x1 = iv1 + 48u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o03 = coopMultiplyAdd(p00, v0, o03); o03 = coopMultiplyAdd(p01, v1, o03); o13 = coopMultiplyAdd(p10, v0, o13); o13 = coopMultiplyAdd(p11, v1, o13); }
+        if (tiles > 4u) { let x0 = iv0 + 64u; let x1 = iv1 + 64u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o04 = coopMultiplyAdd(p00, v0, o04); o04 = coopMultiplyAdd(p01, v1, o04); o14 = coopMultiplyAdd(p10, v0, o14); o14 = coopMultiplyAdd(p11, v1, o14); }
+        if (tiles > 5u) { let x0 = iv0 + 80u; let x1 = iv1 + 80u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o05 = coopMultiplyAdd(p00, v0, o05); o05 = coopMultiplyAdd(p01, v1, o05); o15 = coopMultiplyAdd(p10, v0, o15); o15 = coopMultiplyAdd(p11, v1, o15); }
+        if (tiles > 6u) { let x0 = iv0 + 96u; let x1 = iv1 + 96u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o06 = coopMultiplyAdd(p00, v0, o06); o06 = coopMultiplyAdd(p01, v1, o06); o16 = coopMultiplyAdd(p10, v0, o16); o16 = coopMultiplyAdd(p11, v1, o16); }
+        if (tiles > 7u) { let x0 = iv0 + 112u; let x1 = iv1 + 112u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs); o07 = coopMultiplyAdd(p00, v0, o07); o07 = coopMultiplyAdd(p01, v1, o07); o17 = coopMultiplyAdd(p10, v0, o17); o17 = coopMultiplyAdd(p11, v1, o17); }
+        workgroupBarrier();
+    }
+    let r0 = i0;
+    let r1 = i0 + 16u;
+    if (tiles > 0u) { store_out_tile(o00, seq, h, r0, 0u, lane); store_out_tile(o10, seq, h, r1, 0u, lane); }
+    if (tiles > 1u) { store_out_tile(o01, seq, h, r0, 16u, lane); store_out_tile(o11, seq, h, r1, 16u, lane); }
+    if (tiles > 2u) { store_out_tile(o02, seq, h, r0, 32u, lane); store_out_tile(o12, seq, h, r1, 32u, lane); }
+    if (tiles > 3u) { store_out_tile(o03, seq, h, r0, 48u, lane); store_out_tile(o13, seq, h, r1, 48u, lane); }
+    if (tiles > 4u) { store_out_tile(o04, seq, h, r0, 64u, lane); store_out_tile(o14, seq, h, r1, 64u, lane); }
+    if (tiles > 5u) { store_out_tile(o05, seq, h, r0, 80u, lane); store_out_tile(o15, seq, h, r1, 80u, lane); }
+    if (tiles > 6u) { store_out_tile(o06, seq, h, r0, 96u, lane); store_out_tile(o16, seq, h, r1, 96u, lane); }
+    if (tiles > 7u) { store_out_tile(o07, seq, h, r0, 112u, lane); store_out_tile(o17, seq, h, r1, 112u, lane); }
+}
+//#else
+// Register-tiled path: BQ = 64 query rows x BK = 64 keys per step, 16 x 16 invocations. S = Q K^T
+// (4 x 4 per invocation) -> a_ij in workgroup memory -> O += P V (4 rows x 8 columns per invocation,
+// value columns in chunks of 128), every accumulator a named vec4.
+const BQ: u32 = 64u;
+const BK: u32 = 64u;
+const DC: u32 = 8u; // reduction chunk staged per step (q/k columns, then keys)
+
+var<workgroup> q_tile: array<vec4<f32>, 128>;  // [DC][BQ / 4]
+var<workgroup> k_tile: array<vec4<f32>, 128>;  // [DC][BK / 4]
+var<workgroup> p_tile: array<vec4<f32>, 1024>; // [BK][BQ / 4]: a_ij, 4 query rows per vec4
+var<workgroup> v_tile: array<vec4<f32>, 256>;  // [DC keys][128 / 4]
+
+fn load_elem(buffer_index: u32, ok: bool, which: u32) -> f32 {
+    if (!ok) {
+        return 0.0;
+    }
+    if (which == 0u) {
+        return f32(q[buffer_index]);
+    } else if (which == 1u) {
+        return f32(k[buffer_index]);
+    }
+    return f32(v[buffer_index]);
+}
+
+fn weight_at(s: f32, i: u32, j: u32, seq: Sequence, h: u32) -> f32 {
+    var w = 0.0;
+    if (i < seq.len && j < seq.len) {
+        w = attention_weight(s, i, j, seq.history, seq.start);
+//#if CAPTURE
+        capture[(h * seq.len + i) * seq.len + j] = w;
+//#endif
+    }
+    return w;
+}
+
+// Weights of one invocation's 4 keys for one query row into p_tile (every component named, never indexed).
+fn put_weights(s: vec4<f32>, r_local: u32, key_local0: u32, i0: u32, j0: u32, seq: Sequence, h: u32) {
+    let i = i0 + r_local;
+    let j = j0 + key_local0;
+    let slot = r_local / 4u;
+    let part = r_local % 4u;
+    p_tile[(key_local0 + 0u) * (BQ / 4u) + slot][part] = weight_at(s.x, i, j, seq, h);
+    p_tile[(key_local0 + 1u) * (BQ / 4u) + slot][part] = weight_at(s.y, i, j + 1u, seq, h);
+    p_tile[(key_local0 + 2u) * (BQ / 4u) + slot][part] = weight_at(s.z, i, j + 2u, seq, h);
+    p_tile[(key_local0 + 3u) * (BQ / 4u) + slot][part] = weight_at(s.w, i, j + 3u, seq, h);
+}
+
+fn store_out(acc: vec4<f32>, i: u32, col: u32, seq: Sequence, h: u32) {
+    if (i >= seq.len) {
+        return;
+    }
+    let base = (seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col;
+    if (col < params.dv) { out[base] = acc.x; }
+    if (col + 1u < params.dv) { out[base + 1u] = acc.y; }
+    if (col + 2u < params.dv) { out[base + 2u] = acc.z; }
+    if (col + 3u < params.dv) { out[base + 3u] = acc.w; }
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tx = lid.x;
+    let ty = lid.y;
+    let li = ty * 16u + tx;
+    let b = wid.z;
+    let h = wid.y;
+    let seq = sequence(b);
+    let i0 = params.q_begin + wid.x * BQ;
+    if (i0 >= seq.len) {
+        return;
+    }
+    let i1 = min(i0 + BQ, seq.len);
+    let q_col = params.q_offset + h * params.dqk;
+    let k_col = params.k_offset + h * params.dqk;
+    let v_col = params.v_offset + h * params.dv;
+    for (var dv0 = 0u; dv0 < params.dv; dv0 += 128u) {
+        var o0l = vec4<f32>(0.0); var o0h = vec4<f32>(0.0);
+        var o1l = vec4<f32>(0.0); var o1h = vec4<f32>(0.0);
+        var o2l = vec4<f32>(0.0); var o2h = vec4<f32>(0.0);
+        var o3l = vec4<f32>(0.0); var o3h = vec4<f32>(0.0);
+        for (var j0 = 0u; j0 < i1; j0 += BK) {
+            if (!key_block_needed(j0, BK, i0, i1, seq.history)) {
+                continue;
+            }
+            var s0 = vec4<f32>(0.0);
+            var s1 = vec4<f32>(0.0);
+            var s2 = vec4<f32>(0.0);
+            var s3 = vec4<f32>(0.0);
+            for (var c0 = 0u; c0 < params.dqk; c0 += DC) {
+                // 64 rows x 8 columns of q and of k: 2 elements each per invocation.
+                let row = li / 4u;
+                let col = (li % 4u) * 2u;
+                for (var t = 0u; t < 2u; t++) {
+                    let cc = c0 + col + t;
+                    let qi = i0 + row;
+                    let kj = j0 + row;
+                    let qv = load_elem((seq.start + qi) * params.q_stride + q_col + cc, qi < seq.len && cc < params.dqk, 0u);
+                    let kv = load_elem((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
+                    q_tile[(col + t) * (BQ / 4u) + row / 4u][row % 4u] = qv;
+                    k_tile[(col + t) * (BK / 4u) + row / 4u][row % 4u] = kv;
+                }
+                workgroupBarrier();
+                for (var cc = 0u; cc < DC; cc++) {
+                    let a = q_tile[cc * (BQ / 4u) + ty];
+                    let kk = k_tile[cc * (BK / 4u) + tx];
+                    s0 = fma(vec4<f32>(a.x), kk, s0);
+                    s1 = fma(vec4<f32>(a.y), kk, s1);
+                    s2 = fma(vec4<f32>(a.z), kk, s2);
+                    s3 = fma(vec4<f32>(a.w), kk, s3);
+                }
+                workgroupBarrier();
+            }
+            put_weights(s0, ty * 4u + 0u, tx * 4u, i0, j0, seq, h);
+            put_weights(s1, ty * 4u + 1u, tx * 4u, i0, j0, seq, h);
+            put_weights(s2, ty * 4u + 2u, tx * 4u, i0, j0, seq, h);
+            put_weights(s3, ty * 4u + 3u, tx * 4u, i0, j0, seq, h);
+            workgroupBarrier();
+            for (var kc = 0u; kc < BK; kc += DC) {
+                // 8 keys x 128 value columns: 4 elements each per invocation.
+                let key = li / 32u;
+                let col = dv0 + (li % 32u) * 4u;
+                let j = j0 + kc + key;
+                let vbase = (seq.start + j) * params.v_stride + v_col + col;
+                let ok = j < seq.len;
+                v_tile[li] = vec4<f32>(
+                    load_elem(vbase, ok && col < params.dv, 2u),
+                    load_elem(vbase + 1u, ok && col + 1u < params.dv, 2u),
+                    load_elem(vbase + 2u, ok && col + 2u < params.dv, 2u),
+                    load_elem(vbase + 3u, ok && col + 3u < params.dv, 2u));
+                workgroupBarrier();
+                for (var kk = 0u; kk < DC; kk++) {
+                    let p = p_tile[(kc + kk) * (BQ / 4u) + ty];
+                    let v_lo = v_tile[kk * 32u + tx];
+                    let v_hi = v_tile[kk * 32u + 16u + tx];
+                    o0l = fma(vec4<f32>(p.x), v_lo, o0l); o0h = fma(vec4<f32>(p.x), v_hi, o0h);
+                    o1l = fma(vec4<f32>(p.y), v_lo, o1l); o1h = fma(vec4<f32>(p.y), v_hi, o1h);
+                    o2l = fma(vec4<f32>(p.z), v_lo, o2l); o2h = fma(vec4<f32>(p.z), v_hi, o2h);
+                    o3l = fma(vec4<f32>(p.w), v_lo, o3l); o3h = fma(vec4<f32>(p.w), v_hi, o3h);
+                }
+                workgroupBarrier();
+            }
+        }
+        let r = i0 + ty * 4u;
+        let c_lo = dv0 + tx * 4u;
+        let c_hi = dv0 + 64u + tx * 4u;
+        store_out(o0l, r + 0u, c_lo, seq, h); store_out(o0h, r + 0u, c_hi, seq, h);
+        store_out(o1l, r + 1u, c_lo, seq, h); store_out(o1h, r + 1u, c_hi, seq, h);
+        store_out(o2l, r + 2u, c_lo, seq, h); store_out(o2h, r + 2u, c_hi, seq, h);
+        store_out(o3l, r + 3u, c_lo, seq, h); store_out(o3h, r + 3u, c_hi, seq, h);
+    }
+}
+//#endif
