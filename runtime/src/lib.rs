@@ -24,6 +24,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod evaluate;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod real;
 pub mod reference;
