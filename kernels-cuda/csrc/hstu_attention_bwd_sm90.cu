@@ -27,6 +27,7 @@ __device__ __forceinline__ void attn_bwd_dkdv(const HstuAttnParams& p) {
   bf16* sO = sQ + 2 * BMQ * D;                    // [2][BMQ][D]  (dout)
   float* hpos = reinterpret_cast<float*>(sO + 2 * BMQ * D);  // [2 rab_n - 1]  (RAB)
   float* hts = hpos + (2 * p.rab_n - 1);                      // [num_buckets + 1]
+  float* sdiag = hts + (p.num_buckets + 1);                   // [NW][16][BMQ + 1] dS^T scratch
 
   const int nblk = gridDim.x - 1 - blockIdx.x;
   const int h = blockIdx.y, b = blockIdx.z;
@@ -96,12 +97,20 @@ __device__ __forceinline__ void attn_bwd_dkdv(const HstuAttnParams& p) {
     }
 
     const bool full = mask.tile_full(i0, BMQ, j0, BNK);
+    // d_rab: pos_w by diagonals through a per-warp scratch tile when the whole tile is history
+    // (pos index n-1+j-i), else per element; ts_w by runs of equal buckets per thread.
+    const bool rab_grad = RAB && DO_DK && p.dpos_w != nullptr;
+    const bool diag = i0 + BMQ <= U && j0 + BNK <= U;
+    float* sd = sdiag + warp * 16 * (BMQ + 1);
+    int run_t = -1;
+    float run_sum = 0.f;
 #pragma unroll
     for (int nt = 0; nt < BMQ / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int j = j0 + warp * 16 + g + 8 * (e >> 1);
-        const int i = i0 + nt * 8 + 2 * t4 + (e & 1);
+        const int jl = g + 8 * (e >> 1), il = nt * 8 + 2 * t4 + (e & 1);
+        const int j = j0 + warp * 16 + jl;
+        const int i = i0 + il;
         bool ok = full || mask.valid(i, j);
         float x = p.alpha * s[nt][e];
         int pidx = 0, tidx = 0;
@@ -112,12 +121,39 @@ __device__ __forceinline__ void attn_bwd_dkdv(const HstuAttnParams& p) {
         }
         float a, ds;
         silu_bwd(x, DO_DK ? gp[DO_DK ? nt : 0][e] : 0.f, p.inv_n, a, ds);
+        ds = ok ? ds : 0.f;
         s[nt][e] = ok ? a : 0.f;
-        if (DO_DK) gp[DO_DK ? nt : 0][e] = ok ? ds : 0.f;
-        if (RAB && DO_DK && ok && p.dpos_w) {
-          atomicAdd(hpos + pidx, ds);
-          atomicAdd(hts + tidx, ds);
+        if (DO_DK) gp[DO_DK ? nt : 0][e] = ds;
+        if (rab_grad) {
+          if (diag) sd[jl * (BMQ + 1) + il] = ds;
+          else if (ok) atomicAdd(hpos + pidx, ds);
+          if (ok) {
+            if (tidx != run_t) {
+              if (run_t >= 0) atomicAdd(hts + run_t, run_sum);
+              run_t = tidx;
+              run_sum = 0.f;
+            }
+            run_sum += ds;
+          }
         }
+      }
+    }
+    if (rab_grad) {
+      if (run_t >= 0) atomicAdd(hts + run_t, run_sum);
+      if (diag) {
+        __syncwarp();
+        const int base = p.rab_n - 1 + (j0 + warp * 16 - i0) - (BMQ - 1);
+        for (int dd = lane; dd < 16 + BMQ - 1; dd += 32) {
+          float acc = 0.f;
+#pragma unroll
+          for (int jl = 0; jl < 16; ++jl) {
+            int il = jl - dd + BMQ - 1;
+            if (il >= 0 && il < BMQ) acc += sd[jl * (BMQ + 1) + il];
+          }
+          int pidx = base + dd;
+          if (acc != 0.f && pidx >= 0 && pidx < 2 * p.rab_n - 1) atomicAdd(hpos + pidx, acc);
+        }
+        __syncwarp();
       }
     }
     if (DO_DV) {
@@ -272,31 +308,48 @@ __device__ __forceinline__ void attn_bwd_dq(const HstuAttnParams& p) {
 
 }  // namespace hstu
 
-// ---- instantiations (generated list) ----
-// dK/dV kernels: suffix "" = both, "_dk" / "_dv" = one of them (used for D = 256).
-#define HSTU_BWD_DKDV(NAME, D, BNK, BMQ, NW, DK, DV)                                         \
+// ---- instantiations (generated list; V = variant suffix) ----
+// Mirrored by dkdv_tile() / dq_tile() in src/attention.rs.
+// dK/dV kernels: NAME "" = both, "_dk" / "_dv" = one of them (used for D = 256).
+#define HSTU_BWD_DKDV(NAME, V, D, BNK, BMQ, NW, DK, DV)                                      \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
-      hstu_attention_bwd_dkdv##NAME##_d##D(const HstuAttnParams p) {                          \
+      hstu_attention_bwd_dkdv##NAME##_d##D##V(const HstuAttnParams p) {                       \
     hstu::attn_bwd_dkdv<D, BNK, BMQ, NW, false, DK, DV>(p);                                   \
   }                                                                                           \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
-      hstu_attention_bwd_dkdv##NAME##_rab_d##D(const HstuAttnParams p) {                      \
+      hstu_attention_bwd_dkdv##NAME##_rab_d##D##V(const HstuAttnParams p) {                   \
     hstu::attn_bwd_dkdv<D, BNK, BMQ, NW, true, DK, DV>(p);                                    \
   }
-#define HSTU_BWD_DQ(D, BM, BN, NW)                                                            \
+#define HSTU_BWD_DQ(V, D, BM, BN, NW)                                                         \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
-      hstu_attention_bwd_dq_d##D(const HstuAttnParams p) {                                    \
+      hstu_attention_bwd_dq_d##D##V(const HstuAttnParams p) {                                 \
     hstu::attn_bwd_dq<D, BM, BN, NW, false>(p);                                               \
   }                                                                                           \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
-      hstu_attention_bwd_dq_rab_d##D(const HstuAttnParams p) {                                \
+      hstu_attention_bwd_dq_rab_d##D##V(const HstuAttnParams p) {                             \
     hstu::attn_bwd_dq<D, BM, BN, NW, true>(p);                                                \
   }
 
-HSTU_BWD_DKDV(, 64, 64, 64, 4, true, true)
-HSTU_BWD_DKDV(, 128, 64, 32, 4, true, true)
-HSTU_BWD_DKDV(_dk, 256, 64, 32, 4, true, false)
-HSTU_BWD_DKDV(_dv, 256, 64, 32, 4, false, true)
-HSTU_BWD_DQ(64, 64, 64, 4)
-HSTU_BWD_DQ(128, 64, 64, 4)
-HSTU_BWD_DQ(256, 64, 32, 4)
+HSTU_BWD_DKDV(, , 64, 64, 64, 4, true, true)
+HSTU_BWD_DKDV(, , 128, 64, 32, 4, true, true)
+HSTU_BWD_DKDV(_dk, , 256, 64, 32, 4, true, false)
+HSTU_BWD_DKDV(_dv, , 256, 64, 32, 4, false, true)
+HSTU_BWD_DQ(, 64, 64, 64, 4)
+HSTU_BWD_DQ(, 128, 64, 64, 4)
+HSTU_BWD_DQ(, 256, 64, 32, 4)
+// variant 1: 8 warps (twice the keys / queries per block share each streamed tile)
+HSTU_BWD_DKDV(, _v1, 64, 128, 64, 8, true, true)
+HSTU_BWD_DKDV(, _v1, 128, 128, 32, 8, true, true)
+HSTU_BWD_DKDV(_dk, _v1, 256, 128, 32, 8, true, false)
+HSTU_BWD_DKDV(_dv, _v1, 256, 128, 32, 8, false, true)
+HSTU_BWD_DQ(_v1, 64, 128, 64, 8)
+HSTU_BWD_DQ(_v1, 128, 128, 32, 8)
+HSTU_BWD_DQ(_v1, 256, 128, 32, 8)
+// variant 2: narrower inner tiles
+HSTU_BWD_DKDV(, _v2, 64, 64, 32, 4, true, true)
+HSTU_BWD_DKDV(, _v2, 128, 64, 16, 4, true, true)
+HSTU_BWD_DKDV(_dk, _v2, 256, 64, 16, 4, true, false)
+HSTU_BWD_DKDV(_dv, _v2, 256, 64, 16, 4, false, true)
+HSTU_BWD_DQ(_v2, 64, 64, 32, 4)
+HSTU_BWD_DQ(_v2, 128, 64, 32, 4)
+HSTU_BWD_DQ(_v2, 256, 64, 16, 4)

@@ -159,7 +159,7 @@ struct SeqMask {
 __device__ __forceinline__ int time_bucket(int64_t dt, float div, int nb) {
   long long a = dt < 0 ? -dt : dt;
   if (a < 1) a = 1;
-  int b = (int)floorf(logf((float)a) / div);
+  int b = (int)floorf(__logf((float)a) / div);  // MUFU log; a flip needs ln within ~1e-6 of a bucket edge
   return b < 0 ? 0 : (b > nb ? nb : b);
 }
 

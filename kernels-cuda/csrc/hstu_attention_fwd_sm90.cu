@@ -112,17 +112,24 @@ __device__ __forceinline__ void attn_fwd(const HstuAttnParams& p) {
 
 }  // namespace hstu
 
-// ---- instantiations (generated list: head dim D, tile BM x BN, warps) ----
-#define HSTU_FWD(D, BM, BN, NW)                                                               \
+// ---- instantiations (generated list: head dim D, tile BM x BN, warps; V = variant suffix) ----
+// Mirrored by fwd_tile() in src/attention.rs.
+#define HSTU_FWD(V, D, BM, BN, NW)                                                            \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
-      hstu_attention_fwd_d##D(const HstuAttnParams p) {                                       \
+      hstu_attention_fwd_d##D##V(const HstuAttnParams p) {                                    \
     hstu::attn_fwd<D, BM, BN, NW, false>(p);                                                  \
   }                                                                                           \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
-      hstu_attention_fwd_rab_d##D(const HstuAttnParams p) {                                   \
+      hstu_attention_fwd_rab_d##D##V(const HstuAttnParams p) {                                \
     hstu::attn_fwd<D, BM, BN, NW, true>(p);                                                   \
   }
 
-HSTU_FWD(64, 128, 64, 8)
-HSTU_FWD(128, 128, 64, 8)
-HSTU_FWD(256, 64, 32, 4)
+HSTU_FWD(, 64, 128, 64, 8)
+HSTU_FWD(, 128, 128, 64, 8)
+HSTU_FWD(, 256, 64, 32, 4)
+HSTU_FWD(_v1, 64, 64, 64, 4)
+HSTU_FWD(_v1, 128, 64, 64, 4)
+HSTU_FWD(_v1, 256, 64, 64, 4)
+HSTU_FWD(_v2, 64, 128, 128, 8)
+HSTU_FWD(_v2, 128, 128, 32, 8)
+HSTU_FWD(_v2, 256, 128, 32, 8)

@@ -9,6 +9,7 @@ use crate::error::{CudaError, Result, drv};
 use crate::params::HstuAttnParams;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use half::bf16;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Head dims with a compiled kernel instantiation.
 pub const SUPPORTED_HEAD_DIMS: [usize; 3] = [64, 128, 256];
@@ -21,47 +22,62 @@ struct Tile {
     warps: usize,
 }
 
+static FWD_VARIANT: AtomicUsize = AtomicUsize::new(0);
+static BWD_VARIANT: AtomicUsize = AtomicUsize::new(0);
+
+/// Selects the tile variants of later forward and backward launches (0 = default; 1, 2 = the
+/// alternatives listed at the end of the .cu files). For benchmarks: results are identical up to
+/// summation order.
+pub fn set_tile_variants(fwd: usize, bwd: usize) {
+    FWD_VARIANT.store(fwd.min(2), Ordering::Relaxed);
+    BWD_VARIANT.store(bwd.min(2), Ordering::Relaxed);
+}
+
+/// Backward variant for head dim d: D = 256 defaults to variant 1 (8 warps), measured 1.3x
+/// faster than variant 0 on the H200 (kernels-cuda/BENCHMARKS-cuda.md).
+fn bwd_variant(d: usize) -> usize {
+    match BWD_VARIANT.load(Ordering::Relaxed) {
+        0 if d == 256 => 1,
+        v => v,
+    }
+}
+
+fn suffix(v: usize) -> &'static str {
+    ["", "_v1", "_v2"][v]
+}
+
+const fn tile(rows: usize, cols: usize, warps: usize) -> Tile {
+    Tile { rows, cols, warps }
+}
+
 // Mirror of the instantiation lists at the end of csrc/hstu_attention_{fwd,bwd}_sm90.cu.
 fn fwd_tile(d: usize) -> Tile {
-    match d {
-        256 => Tile {
-            rows: 64,
-            cols: 32,
-            warps: 4,
-        },
-        _ => Tile {
-            rows: 128,
-            cols: 64,
-            warps: 8,
-        },
+    match (FWD_VARIANT.load(Ordering::Relaxed), d) {
+        (0, 256) => tile(64, 32, 4),
+        (0, _) => tile(128, 64, 8),
+        (1, _) => tile(64, 64, 4),
+        (_, 64) => tile(128, 128, 8),
+        (_, _) => tile(128, 32, 8),
     }
 }
 fn dkdv_tile(d: usize) -> Tile {
-    match d {
-        64 => Tile {
-            rows: 64,
-            cols: 64,
-            warps: 4,
-        },
-        _ => Tile {
-            rows: 64,
-            cols: 32,
-            warps: 4,
-        },
+    match (bwd_variant(d), d) {
+        (0, 64) => tile(64, 64, 4),
+        (0, _) => tile(64, 32, 4),
+        (1, 64) => tile(128, 64, 8),
+        (1, _) => tile(128, 32, 8),
+        (_, 64) => tile(64, 32, 4),
+        (_, _) => tile(64, 16, 4),
     }
 }
 fn dq_tile(d: usize) -> Tile {
-    match d {
-        256 => Tile {
-            rows: 64,
-            cols: 32,
-            warps: 4,
-        },
-        _ => Tile {
-            rows: 64,
-            cols: 64,
-            warps: 4,
-        },
+    match (bwd_variant(d), d) {
+        (0, 256) => tile(64, 32, 4),
+        (0, _) => tile(64, 64, 4),
+        (1, 64) => tile(128, 64, 8),
+        (1, _) => tile(128, 32, 8),
+        (_, 256) => tile(64, 16, 4),
+        (_, _) => tile(64, 32, 4),
     }
 }
 
@@ -263,9 +279,10 @@ impl CudaDevice {
         let t = fwd_tile(d);
         let smem = (t.rows + 4 * t.cols) * d * 2;
         let rab = if x.rab.is_some() { "rab_" } else { "" };
+        let v = suffix(FWD_VARIANT.load(Ordering::Relaxed));
         self.launch_attn(
             "hstu_attention_fwd_sm90",
-            &format!("hstu_attention_fwd_{rab}d{d}"),
+            &format!("hstu_attention_fwd_{rab}d{d}{v}"),
             t,
             smem,
             &p,
@@ -301,12 +318,15 @@ impl CudaDevice {
             p.dpos_w = self.ptr_mut(g.dpos_w);
             p.dts_w = self.ptr_mut(g.dts_w);
         }
+        let t = dkdv_tile(d);
         if x.rab.is_some() {
-            hist_bytes = (2 * p.rab_n as usize - 1 + p.num_buckets as usize + 1) * 4;
+            // histograms of dpos_w / dts_w plus one [16][BMQ + 1] dS^T scratch tile per warp
+            let hist = 2 * p.rab_n as usize - 1 + p.num_buckets as usize + 1;
+            hist_bytes = (hist + t.warps * 16 * (t.cols + 1)) * 4;
         }
         let rab = if x.rab.is_some() { "rab_" } else { "" };
+        let v = suffix(bwd_variant(d));
         let stem = "hstu_attention_bwd_sm90";
-        let t = dkdv_tile(d);
         let smem = (2 * t.rows + 4 * t.cols) * d * 2 + hist_bytes;
         if smem > 227 * 1024 {
             return Err(CudaError::Unsupported {
@@ -319,14 +339,14 @@ impl CudaDevice {
             // Two passes keep the accumulators in registers; only the dK pass sums d_rab.
             self.launch_attn(
                 stem,
-                &format!("hstu_attention_bwd_dkdv_dk_{rab}d{d}"),
+                &format!("hstu_attention_bwd_dkdv_dk_{rab}d{d}{v}"),
                 t,
                 smem,
                 &p,
             )?;
             self.launch_attn(
                 stem,
-                &format!("hstu_attention_bwd_dkdv_dv_{rab}d{d}"),
+                &format!("hstu_attention_bwd_dkdv_dv_{rab}d{d}{v}"),
                 t,
                 smem,
                 &p,
@@ -334,7 +354,7 @@ impl CudaDevice {
         } else {
             self.launch_attn(
                 stem,
-                &format!("hstu_attention_bwd_dkdv_{rab}d{d}"),
+                &format!("hstu_attention_bwd_dkdv_{rab}d{d}{v}"),
                 t,
                 smem,
                 &p,
@@ -344,7 +364,7 @@ impl CudaDevice {
         let smem = (2 * t.rows + 4 * t.cols) * d * 2;
         self.launch_attn(
             stem,
-            &format!("hstu_attention_bwd_dq_{rab}d{d}"),
+            &format!("hstu_attention_bwd_dq_{rab}d{d}{v}"),
             t,
             smem,
             &p,

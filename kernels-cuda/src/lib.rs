@@ -29,6 +29,7 @@ pub mod attention;
 pub mod device;
 pub mod elementwise;
 pub mod error;
+pub mod gemm;
 pub mod host;
 pub mod kernels;
 pub mod params;

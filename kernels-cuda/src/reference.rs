@@ -211,7 +211,8 @@ pub fn reference_rows(
     let l = (p.seq_offsets[b + 1] - p.seq_offsets[b]) as usize;
     let start = p.seq_offsets[b] as usize;
     let row = |t: usize, d: usize| ((start + t) * hd + h) * d;
-    let (mut o, mut dq, mut dk, mut dvv) = (vec![0.0; dv], vec![0.0; dqk], vec![0.0; dqk], vec![0.0; dv]);
+    let (mut o, mut dq, mut dk, mut dvv) =
+        (vec![0.0; dv], vec![0.0; dqk], vec![0.0; dqk], vec![0.0; dv]);
     for x in 0..l {
         // (i, j) = (r, x): out_r and dq_r; (i, j) = (x, r): dk_r and dv_r.
         for (i, j, as_query) in [(r, x, true), (x, r, false)] {
@@ -221,7 +222,9 @@ pub fn reference_rows(
             let (s, _) = p.score(q, k, b, h, i, j);
             let sg = sigmoid(s);
             let a = s * sg / p.norm_n;
-            let gdot: f64 = (0..dv).map(|c| dout[row(i, dv) + c] * v[row(j, dv) + c]).sum();
+            let gdot: f64 = (0..dv)
+                .map(|c| dout[row(i, dv) + c] * v[row(j, dv) + c])
+                .sum();
             let ds = gdot * sg * (1.0 + s * (1.0 - sg)) / p.norm_n;
             if as_query {
                 (0..dv).for_each(|c| o[c] += a * v[row(j, dv) + c]);

@@ -9,6 +9,7 @@
 //!    without rab, B = 65536 / N sequences; every timed config is first checked on sampled rows.
 use anyhow::{Context, Result, bail};
 use half::bf16;
+use hstu_cuda::CudaDevice;
 use hstu_cuda::attention::{
     AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, RabGrads, RabTensors,
     hstu_attention_fwd_flops,
@@ -18,7 +19,6 @@ use hstu_cuda::reference::{
     AttentionProblem, RabHost, hstu_attention_bwd_reference, hstu_attention_fwd_reference,
     reference_rows,
 };
-use hstu_cuda::CudaDevice;
 use serde_json::json;
 use std::path::Path;
 
@@ -54,21 +54,32 @@ fn rel_err(a: &[f32], b: &[f64]) -> f64 {
 }
 
 fn load_golden(dir: &Path) -> Result<(AttentionProblem, Vec<Vec<f64>>)> {
-    let bytes = std::fs::read(dir.join("attention.safetensors")).with_context(|| dir.display().to_string())?;
+    let bytes = std::fs::read(dir.join("attention.safetensors"))
+        .with_context(|| dir.display().to_string())?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let f64s = |n: &str| -> Result<Vec<f64>> {
         let t = st.tensor(n).with_context(|| n.to_string())?;
-        Ok(t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+        Ok(t.data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
     };
     let i64s = |n: &str| -> Result<Vec<i64>> {
         let t = st.tensor(n).with_context(|| n.to_string())?;
-        Ok(t.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+        Ok(t.data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
     };
     let q = st.tensor("q")?;
     let v = st.tensor("v")?;
     let p = AttentionProblem {
         seq_offsets: i64s("seq_offsets")?,
-        num_targets: if st.names().iter().any(|n| *n == "num_targets") { Some(i64s("num_targets")?) } else { None },
+        num_targets: if st.names().contains(&"num_targets") {
+            Some(i64s("num_targets")?)
+        } else {
+            None
+        },
         heads: q.shape()[1],
         dqk: q.shape()[2],
         dv: v.shape()[2],
@@ -77,7 +88,10 @@ fn load_golden(dir: &Path) -> Result<(AttentionProblem, Vec<Vec<f64>>)> {
         max_attn_len: i64s("max_attn_len")?[0] as usize,
         rab: None,
     };
-    let ts = ["q", "k", "v", "dout", "out", "dq", "dk", "dv"].iter().map(|n| f64s(n)).collect::<Result<_>>()?;
+    let ts = ["q", "k", "v", "dout", "out", "dq", "dk", "dv"]
+        .iter()
+        .map(|n| f64s(n))
+        .collect::<Result<_>>()?;
     Ok((p, ts))
 }
 
@@ -90,17 +104,43 @@ fn bf16_round(x: &[f32]) -> Vec<f64> {
 
 /// Goldens: kernel error against the f64 outputs, and the error of exact math on bf16-rounded
 /// inputs (the floor any bf16 implementation shares).
-fn check_goldens(dev: &CudaDevice, dir: &Path, report: &mut Vec<serde_json::Value>) -> Result<bool> {
+fn check_goldens(
+    dev: &CudaDevice,
+    dir: &Path,
+    report: &mut Vec<serde_json::Value>,
+) -> Result<bool> {
     let mut ok = true;
     for case in ["attention_causal", "attention_targets"] {
         let (p, t) = load_golden(&dir.join(case))?;
-        let r = attention_host(dev, &p, &to_f32(&t[0]), &to_f32(&t[1]), &to_f32(&t[2]), Some(&to_f32(&t[3])))?;
-        let (qb, kb, vb, db) = (bf16_round(&to_f32(&t[0])), bf16_round(&to_f32(&t[1])), bf16_round(&to_f32(&t[2])), bf16_round(&to_f32(&t[3])));
+        let r = attention_host(
+            dev,
+            &p,
+            &to_f32(&t[0]),
+            &to_f32(&t[1]),
+            &to_f32(&t[2]),
+            Some(&to_f32(&t[3])),
+        )?;
+        let (qb, kb, vb, db) = (
+            bf16_round(&to_f32(&t[0])),
+            bf16_round(&to_f32(&t[1])),
+            bf16_round(&to_f32(&t[2])),
+            bf16_round(&to_f32(&t[3])),
+        );
         let fo = hstu_attention_fwd_reference(&p, &qb, &kb, &vb);
         let fg = hstu_attention_bwd_reference(&p, &qb, &kb, &vb, &db);
         let floor = |a: &[f64], b: &[f64]| rel_err(&to_f32(a), b);
-        let errs = [rel_err(&r.out, &t[4]), rel_err(&r.dq, &t[5]), rel_err(&r.dk, &t[6]), rel_err(&r.dv, &t[7])];
-        let floors = [floor(&fo, &t[4]), floor(&fg.dq, &t[5]), floor(&fg.dk, &t[6]), floor(&fg.dv, &t[7])];
+        let errs = [
+            rel_err(&r.out, &t[4]),
+            rel_err(&r.dq, &t[5]),
+            rel_err(&r.dk, &t[6]),
+            rel_err(&r.dv, &t[7]),
+        ];
+        let floors = [
+            floor(&fo, &t[4]),
+            floor(&fg.dq, &t[5]),
+            floor(&fg.dk, &t[6]),
+            floor(&fg.dv, &t[7]),
+        ];
         println!(
             "golden {case:18} rel err out {:.2e} dq {:.2e} dk {:.2e} dv {:.2e}   (bf16-input floor {:.1e} {:.1e} {:.1e} {:.1e})",
             errs[0], errs[1], errs[2], errs[3], floors[0], floors[1], floors[2], floors[3]
@@ -120,9 +160,9 @@ fn random_rab(rng: &mut Rng, n: usize, seq_offsets: &[i64], targets: Option<&[i6
         let (s, e) = (w[0] as usize, w[1] as usize);
         let u = e - s - targets.map_or(0, |t| t[b] as usize);
         let mut t = 978_300_000i64;
-        for x in s..s + u {
+        for slot in &mut ts[s..s + u] {
             t += (rng.next_u64() % 100_000) as i64;
-            ts[x] = t;
+            *slot = t;
         }
         let tq = t + (rng.next_u64() % 10_000) as i64;
         for x in s..e {
@@ -160,7 +200,11 @@ fn check_random(dev: &CudaDevice, report: &mut Vec<serde_json::Value>) -> Result
         for l in lens {
             offs.push(offs.last().unwrap() + l as i64);
         }
-        let nt: Option<Vec<i64>> = targets.then(|| lens.iter().map(|&l| (l as i64 / 10).min(l as i64 - 1)).collect());
+        let nt: Option<Vec<i64>> = targets.then(|| {
+            lens.iter()
+                .map(|&l| (l as i64 / 10).min(l as i64 - 1))
+                .collect()
+        });
         let heads = 2;
         let p = AttentionProblem {
             seq_offsets: offs.clone(),
@@ -174,19 +218,42 @@ fn check_random(dev: &CudaDevice, report: &mut Vec<serde_json::Value>) -> Result
             rab: rab.then(|| random_rab(&mut rng, 211, &offs, nt.as_deref())),
         };
         let t = p.total_tokens();
-        let mk = |rng: &mut Rng, d: usize| -> Vec<f32> { (0..t * heads * d).map(|_| rng.sym()).collect() };
-        let (q, k, v, dout) = (mk(&mut rng, dqk), mk(&mut rng, dqk), mk(&mut rng, dv), mk(&mut rng, dv));
+        let mk = |rng: &mut Rng, d: usize| -> Vec<f32> {
+            (0..t * heads * d).map(|_| rng.sym()).collect()
+        };
+        let (q, k, v, dout) = (
+            mk(&mut rng, dqk),
+            mk(&mut rng, dqk),
+            mk(&mut rng, dv),
+            mk(&mut rng, dv),
+        );
         let r = attention_host(dev, &p, &q, &k, &v, Some(&dout))?;
-        let (qb, kb, vb, db) = (bf16_round(&q), bf16_round(&k), bf16_round(&v), bf16_round(&dout));
+        let (qb, kb, vb, db) = (
+            bf16_round(&q),
+            bf16_round(&k),
+            bf16_round(&v),
+            bf16_round(&dout),
+        );
         let fo = hstu_attention_fwd_reference(&p, &qb, &kb, &vb);
         let g = hstu_attention_bwd_reference(&p, &qb, &kb, &vb, &db);
-        let mut errs = vec![rel_err(&r.out, &fo), rel_err(&r.dq, &g.dq), rel_err(&r.dk, &g.dk), rel_err(&r.dv, &g.dv)];
+        let mut errs = vec![
+            rel_err(&r.out, &fo),
+            rel_err(&r.dq, &g.dq),
+            rel_err(&r.dk, &g.dk),
+            rel_err(&r.dv, &g.dv),
+        ];
         if rab {
             errs.push(rel_err(&r.dpos_w, &g.dpos_w));
             errs.push(rel_err(&r.dts_w, &g.dts_w));
         }
         let name = format!("random dqk{dqk} dv{dv} targets={targets} mal={mal} rab={rab}");
-        println!("{name:48} rel err out/dq/dk/dv[/dpos/dts] {}", errs.iter().map(|e| format!("{e:.2e}")).collect::<Vec<_>>().join(" "));
+        println!(
+            "{name:48} rel err out/dq/dk/dv[/dpos/dts] {}",
+            errs.iter()
+                .map(|e| format!("{e:.2e}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         ok &= errs.iter().all(|e| *e < 2e-2);
         report.push(json!({"case": name, "rel_err": errs}));
     }
@@ -205,10 +272,17 @@ struct BenchCfg {
     rab: bool,
 }
 
-fn bench_one(dev: &CudaDevice, c: &BenchCfg, reps: usize, rng: &mut Rng) -> Result<serde_json::Value> {
+fn bench_one(
+    dev: &CudaDevice,
+    c: &BenchCfg,
+    reps: usize,
+    rng: &mut Rng,
+) -> Result<serde_json::Value> {
     let heads = 4;
     let batch = 65536 / c.n;
-    let lens: Vec<usize> = (0..batch).map(|_| if c.jagged { 1 + rng.below(c.n) } else { c.n }).collect();
+    let lens: Vec<usize> = (0..batch)
+        .map(|_| if c.jagged { 1 + rng.below(c.n) } else { c.n })
+        .collect();
     let mut offs = vec![0i64];
     for &l in &lens {
         offs.push(offs.last().unwrap() + l as i64);
@@ -216,30 +290,53 @@ fn bench_one(dev: &CudaDevice, c: &BenchCfg, reps: usize, rng: &mut Rng) -> Resu
     let t = *offs.last().unwrap() as usize;
     let d = c.d;
     let sz = t * heads * d;
-    let host: Vec<Vec<bf16>> = (0..4).map(|_| (0..sz).map(|_| bf16::from_f32(rng.sym())).collect()).collect();
+    let host: Vec<Vec<bf16>> = (0..4)
+        .map(|_| (0..sz).map(|_| bf16::from_f32(rng.sym())).collect())
+        .collect();
     let rab_h = c.rab.then(|| random_rab(rng, c.n, &offs, None));
-    let up: Vec<_> = host.iter().map(|h| dev.upload(h)).collect::<std::result::Result<_, _>>()?;
+    let up: Vec<_> = host
+        .iter()
+        .map(|h| dev.upload(h))
+        .collect::<std::result::Result<_, _>>()?;
     let offs_d = dev.upload(&offs)?;
     let rab_d = match &rab_h {
-        Some(r) => Some((dev.upload(&r.pos_w)?, dev.upload(&r.ts_w)?, dev.upload(&r.timestamps)?, dev.upload(&r.t_next)?)),
+        Some(r) => Some((
+            dev.upload(&r.pos_w)?,
+            dev.upload(&r.ts_w)?,
+            dev.upload(&r.timestamps)?,
+            dev.upload(&r.t_next)?,
+        )),
         None => None,
     };
     let max_len = *lens.iter().max().unwrap();
     let alpha = 1.0 / (d as f32).sqrt();
     let x = AttentionInputs {
-        shape: AttentionShape { batch, heads, head_dim: d, total_tokens: t, max_len },
-        options: AttentionOptions { alpha, norm_n: c.n as f32, max_attn_len: 0 },
+        shape: AttentionShape {
+            batch,
+            heads,
+            head_dim: d,
+            total_tokens: t,
+            max_len,
+        },
+        options: AttentionOptions {
+            alpha,
+            norm_n: c.n as f32,
+            max_attn_len: 0,
+        },
         seq_offsets: &offs_d,
         num_targets: None,
-        rab: rab_h.as_ref().zip(rab_d.as_ref()).map(|(r, dd)| RabTensors {
-            n: r.n,
-            num_buckets: r.num_buckets,
-            bucket_divisor: 0.301,
-            pos_w: &dd.0,
-            ts_w: &dd.1,
-            timestamps: &dd.2,
-            t_next: &dd.3,
-        }),
+        rab: rab_h
+            .as_ref()
+            .zip(rab_d.as_ref())
+            .map(|(r, dd)| RabTensors {
+                n: r.n,
+                num_buckets: r.num_buckets,
+                bucket_divisor: 0.301,
+                pos_w: &dd.0,
+                ts_w: &dd.1,
+                timestamps: &dd.2,
+                t_next: &dd.3,
+            }),
         q: &up[0],
         k: &up[1],
         v: &up[2],
@@ -257,23 +354,46 @@ fn bench_one(dev: &CudaDevice, c: &BenchCfg, reps: usize, rng: &mut Rng) -> Resu
             dev.hstu_attention_bwd(
                 &x,
                 &up[3],
-                AttentionGradsDevice { dq: &mut dq, dk: &mut dk, dv: &mut dv },
-                if c.rab { Some(RabGrads { dpos_w: &mut dpos, dts_w: &mut dts }) } else { None },
+                AttentionGradsDevice {
+                    dq: &mut dq,
+                    dk: &mut dk,
+                    dv: &mut dv,
+                },
+                if c.rab {
+                    Some(RabGrads {
+                        dpos_w: &mut dpos,
+                        dts_w: &mut dts,
+                    })
+                } else {
+                    None
+                },
             )
         };
     }
     // Correctness on sampled rows (outputs were poisoned with NaN).
     run_fwd(&mut out)?;
     run_bwd!()?;
-    let (o_h, dq_h, dk_h, dv_h) = (dev.download(&out)?, dev.download(&dq)?, dev.download(&dk)?, dev.download(&dv)?);
-    let all_finite = [&o_h, &dq_h, &dk_h, &dv_h].iter().all(|v| v.iter().all(|x| x.is_finite()));
+    let (o_h, dq_h, dk_h, dv_h) = (
+        dev.download(&out)?,
+        dev.download(&dq)?,
+        dev.download(&dk)?,
+        dev.download(&dv)?,
+    );
+    let all_finite = [&o_h, &dq_h, &dk_h, &dv_h]
+        .iter()
+        .all(|v| v.iter().all(|x| x.is_finite()));
     let mut max_err = [0f64; 4];
     for _ in 0..6 {
         let b = rng.below(batch);
         let h = rng.below(heads);
         let (s, l) = (offs[b] as usize, lens[b]);
         let r = rng.below(l);
-        let slice = |v: &[bf16]| -> Vec<f64> { v[s * heads * d..(s + l) * heads * d].iter().map(|x| x.to_f64()).collect() };
+        let slice = |v: &[bf16]| -> Vec<f64> {
+            v[s * heads * d..(s + l) * heads * d]
+                .iter()
+                .map(|x| x.to_f64())
+                .collect()
+        };
         let sub = AttentionProblem {
             seq_offsets: vec![0, l as i64],
             num_targets: None,
@@ -289,9 +409,20 @@ fn bench_one(dev: &CudaDevice, c: &BenchCfg, reps: usize, rng: &mut Rng) -> Resu
                 ..rh.clone()
             }),
         };
-        let refs = reference_rows(&sub, &slice(&host[0]), &slice(&host[1]), &slice(&host[2]), &slice(&host[3]), (0, h, r));
+        let refs = reference_rows(
+            &sub,
+            &slice(&host[0]),
+            &slice(&host[1]),
+            &slice(&host[2]),
+            &slice(&host[3]),
+            (0, h, r),
+        );
         let at = ((s + r) * heads + h) * d;
-        for (m, (dev_v, rf)) in [&o_h, &dq_h, &dk_h, &dv_h].iter().zip(refs.iter()).enumerate() {
+        for (m, (dev_v, rf)) in [&o_h, &dq_h, &dk_h, &dv_h]
+            .iter()
+            .zip(refs.iter())
+            .enumerate()
+        {
             let got: Vec<f32> = dev_v[at..at + d].iter().map(|x| x.to_f32()).collect();
             let norm: f64 = rf.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm > 1e-6 {
@@ -299,7 +430,10 @@ fn bench_one(dev: &CudaDevice, c: &BenchCfg, reps: usize, rng: &mut Rng) -> Resu
             }
         }
     }
-    let ev = |_: ()| dev.context().new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT));
+    let ev = |_: ()| {
+        dev.context()
+            .new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+    };
     let (e0, e1) = (ev(()).context("event")?, ev(()).context("event")?);
     let mut time = |which: u8, out: &mut cudarc::driver::CudaSlice<bf16>| -> Result<(f64, f64)> {
         let mut v = Vec::with_capacity(reps);
@@ -324,28 +458,54 @@ fn bench_one(dev: &CudaDevice, c: &BenchCfg, reps: usize, rng: &mut Rng) -> Resu
     let both = time(3, &mut out)?;
     let flops = hstu_attention_fwd_flops(&lens, heads, d, d);
     let tf = |ms: f64, mult: f64| mult * flops / (ms * 1e-3) / 1e12;
-    let name = format!("N={} D={} {} {}", c.n, d, if c.jagged { "jagged" } else { "full" }, if c.rab { "rab" } else { "no-rab" });
+    let name = format!(
+        "N={} D={} {} {}",
+        c.n,
+        d,
+        if c.jagged { "jagged" } else { "full" },
+        if c.rab { "rab" } else { "no-rab" }
+    );
     println!(
         "{name:30} fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
-        fwd.0, tf(fwd.0, 1.0), bwd.0, tf(bwd.0, 2.5), both.0, tf(both.0, 3.5),
-        max_err[0], max_err[1], max_err[2], max_err[3], if all_finite { "" } else { " NON-FINITE" }
+        fwd.0,
+        tf(fwd.0, 1.0),
+        bwd.0,
+        tf(bwd.0, 2.5),
+        both.0,
+        tf(both.0, 3.5),
+        max_err[0],
+        max_err[1],
+        max_err[2],
+        max_err[3],
+        if all_finite { "" } else { " NON-FINITE" }
     );
-    Ok(json!({"name": name, "n": c.n, "d": d, "heads": heads, "batch": batch, "tokens": t, "jagged": c.jagged, "rab": c.rab,
+    Ok(
+        json!({"name": name, "n": c.n, "d": d, "heads": heads, "batch": batch, "tokens": t, "jagged": c.jagged, "rab": c.rab,
         "dtype": "bf16", "backend": "hstu-cuda mma.sync sm_90a",
         "fwd_ms": fwd.0, "fwd_ms_p10": fwd.1, "bwd_ms": bwd.0, "bwd_ms_p10": bwd.1, "fwdbwd_ms": both.0, "fwdbwd_ms_p10": both.1,
         "fwd_tflops": tf(fwd.0, 1.0), "bwd_tflops": tf(bwd.0, 2.5), "fwdbwd_tflops": tf(both.0, 3.5),
         "tokens_per_s_fwdbwd": t as f64 / (both.0 * 1e-3),
-        "sampled_rel_err": {"out": max_err[0], "dq": max_err[1], "dk": max_err[2], "dv": max_err[3]}, "all_finite": all_finite}))
+        "sampled_rel_err": {"out": max_err[0], "dq": max_err[1], "dk": max_err[2], "dv": max_err[3]}, "all_finite": all_finite}),
+    )
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |k: &str| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let golden = arg("--golden-dir").unwrap_or_else(|| "tests/golden".into());
     let reps: usize = arg("--reps").map(|s| s.parse()).transpose()?.unwrap_or(20);
     let quick = args.iter().any(|a| a == "--quick");
     let dev = CudaDevice::new(0)?;
-    println!("device: {}  kernels embedded: {}", dev.describe()?, hstu_cuda::kernels::kernels_embedded());
+    println!(
+        "device: {}  kernels embedded: {}",
+        dev.describe()?,
+        hstu_cuda::kernels::kernels_embedded()
+    );
     let mut checks = Vec::new();
     let ok_g = check_goldens(&dev, Path::new(&golden), &mut checks)
         .map_err(|e| println!("golden checks FAILED: {e:#}"))
@@ -355,8 +515,44 @@ fn main() -> Result<()> {
         .unwrap_or(false);
     let mut results = Vec::new();
     let mut rng = Rng(7);
-    let ns: &[usize] = if quick { &[1024, 8192] } else { &[1024, 2048, 4096, 8192] };
-    for d in [128, 64, 256] {
+    if args.iter().any(|a| a == "--variant-sweep") {
+        // Tile variants side by side on a subset (checked like every timed config).
+        for v in 0..3 {
+            hstu_cuda::attention::set_tile_variants(v, v);
+            println!("-- tile variant {v}");
+            let ok = check_random(&dev, &mut Vec::new()).unwrap_or(false);
+            println!("variant {v} random checks pass: {ok}");
+            for (d, n, jagged, rab) in [
+                (128, 8192, false, false),
+                (128, 8192, true, false),
+                (128, 2048, false, false),
+                (64, 8192, false, false),
+                (256, 8192, false, false),
+                (128, 8192, false, true),
+                (128, 1024, true, true),
+            ] {
+                match bench_one(&dev, &BenchCfg { n, d, jagged, rab }, reps, &mut rng) {
+                    Ok(mut r) => {
+                        r["variant"] = json!(v);
+                        results.push(r)
+                    }
+                    Err(e) => println!("variant {v} N={n} D={d}: FAILED: {e:#}"),
+                }
+            }
+        }
+        hstu_cuda::attention::set_tile_variants(0, 0);
+    }
+    let ns: &[usize] = if quick {
+        &[1024, 8192]
+    } else {
+        &[1024, 2048, 4096, 8192]
+    };
+    let ds: &[usize] = if args.iter().any(|a| a == "--no-sweep") {
+        &[]
+    } else {
+        &[128, 64, 256]
+    };
+    for &d in ds {
         for &n in ns {
             for (jagged, rab) in [(false, false), (true, false), (false, true), (true, true)] {
                 if d != 128 && rab {
