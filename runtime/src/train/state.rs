@@ -1,0 +1,105 @@
+//! The trainer's checkpoint, written every epoch so that `--resume` continues exactly:
+//! `checkpoint/{config.json, model.safetensors}` (the current weights), `checkpoint/optimizer.safetensors`
+//! (AdamW moments, `m.<tensor>` / `v.<tensor>`, f32) and `checkpoint/state.json` ([`TrainState`]).
+//! Every file goes through `write_atomic`; `state.json` is written last, so a crash mid-save
+//! leaves the previous epoch's state pointing at files that are at least as new.
+
+use super::adamw::{AdamW, AdamWConfig};
+use super::grads::{tensors_mut, zeros_like};
+use crate::checkpoint::{Weights, load_raw, load_weights, save_model, serialize_tensors, write_atomic};
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Progress of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs finished (the next epoch to run).
+    pub epochs_done: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    pub seed: u64,
+    /// Best validation score so far (higher is better) and its epoch (1-based; 0 = none yet).
+    pub best_score: f64,
+    pub best_epoch: usize,
+    pub epochs_since_best: usize,
+    /// Validation metrics of the best epoch and of the last one.
+    pub best_metrics: serde_json::Value,
+    pub last_metrics: serde_json::Value,
+    /// True once early stopping fired.
+    pub stopped_early: bool,
+}
+
+impl TrainState {
+    pub fn new(seed: u64) -> Self {
+        TrainState {
+            epochs_done: 0,
+            step: 0,
+            seed,
+            best_score: f64::NEG_INFINITY,
+            best_epoch: 0,
+            epochs_since_best: 0,
+            best_metrics: serde_json::Value::Null,
+            last_metrics: serde_json::Value::Null,
+            stopped_early: false,
+        }
+    }
+}
+
+pub fn checkpoint_dir(out: &Path) -> PathBuf {
+    out.join("checkpoint")
+}
+
+/// Write the weights, the optimizer and the state of the end of an epoch.
+pub fn save(out: &Path, cfg: &ModelConfig, w: &Weights<f32>, opt: &AdamW<f32>, state: &TrainState) -> Result<()> {
+    let dir = checkpoint_dir(out);
+    save_model(&dir, cfg, w)?;
+    let mut tensors = Vec::new();
+    for (prefix, m) in [("m", &opt.m), ("v", &opt.v)] {
+        for (name, shape, values) in m.named() {
+            tensors.push((format!("{prefix}.{name}"), shape, values.to_vec()));
+        }
+    }
+    let bytes = serialize_tensors(&tensors, &[("step".into(), vec![1], vec![opt.step as i64])])?;
+    write_atomic(&dir.join("optimizer.safetensors"), &bytes)?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    write_atomic(&dir.join("state.json"), json.as_bytes())
+}
+
+/// Load what [`save`] wrote.
+pub fn load(out: &Path, cfg: &ModelConfig, adamw: AdamWConfig) -> Result<(Weights<f32>, AdamW<f32>, TrainState)> {
+    let dir = checkpoint_dir(out);
+    let state_path = dir.join("state.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+    let state: TrainState = serde_json::from_str(&text).map_err(|e| Error::Data {
+        path: state_path.clone(),
+        message: format!("malformed trainer state: {e}"),
+    })?;
+    let saved_cfg = ModelConfig::load(&dir.join("config.json"))?;
+    if &saved_cfg != cfg {
+        return Err(Error::Data {
+            path: dir.join("config.json"),
+            message: "the checkpoint's config differs from --config".into(),
+        });
+    }
+    let (w, _) = load_weights::<f32>(&dir.join("model.safetensors"), cfg)?;
+    let opt_path = dir.join("optimizer.safetensors");
+    let raw = load_raw(&opt_path)?;
+    let mut opt = AdamW::new(adamw, &w);
+    opt.step = raw.get("step").map_or(0.0, |t| t.values[0]) as u64;
+    let names: Vec<String> = w.named().into_iter().map(|(n, _, _)| n).collect();
+    for (prefix, m) in [("m", &mut opt.m), ("v", &mut opt.v)] {
+        *m = zeros_like(&w);
+        for (name, dst) in names.iter().zip(tensors_mut(m)) {
+            let key = format!("{prefix}.{name}");
+            let t = raw.get(&key).filter(|t| t.values.len() == dst.len()).ok_or_else(|| Error::Tensor {
+                path: opt_path.clone(),
+                tensor: key.clone(),
+                message: format!("missing or not of {} values", dst.len()),
+            })?;
+            dst.iter_mut().zip(&t.values).for_each(|(d, &s)| *d = s as f32);
+        }
+    }
+    Ok((w, opt, state))
+}
