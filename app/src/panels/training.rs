@@ -1,0 +1,56 @@
+//! Training curves from the model directory's `metrics.jsonl`: loss (and throughput) per step,
+//! and every evaluation metric (HR@K, NDCG@K, ...) with its best point.
+
+use crate::state::AppState;
+use egui_plot::{Legend, Line, Plot, Points};
+
+pub fn training_ui(ui: &mut egui::Ui, state: &mut AppState) {
+    let Some(log) = &state.training else {
+        ui.label("No training log: metrics.jsonl is written beside the model by `hstu train`.");
+        if !state.training_note.is_empty() {
+            ui.weak(&state.training_note);
+        }
+        return;
+    };
+    if log.is_empty() {
+        ui.label("metrics.jsonl has no step or eval lines yet.");
+        return;
+    }
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "{} steps, {} evaluations",
+            log.loss.len(),
+            log.evals.len()
+        ));
+        if log.skipped_lines > 0 {
+            ui.weak(format!("({} lines skipped)", log.skipped_lines));
+        }
+        for name in ["HR@10", "NDCG@10"] {
+            if let Some([x, v]) = log.best(name) {
+                ui.separator();
+                ui.label(format!("best {name} {v:.4} at {x}"));
+            }
+        }
+    });
+    let height = (ui.available_height() - 40.0) / 2.0;
+    ui.strong("training loss");
+    Plot::new("training-loss")
+        .height(height.max(120.0))
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .show(ui, |plot| {
+            plot.line(Line::new("loss", log.loss.clone()));
+        });
+    ui.strong("evaluation");
+    Plot::new("training-eval")
+        .height(height.max(120.0))
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .show(ui, |plot| {
+            for name in log.metric_names() {
+                let series = log.metric_series(&name);
+                plot.line(Line::new(name.clone(), series.clone()));
+                plot.add(Points::new(name, series).radius(2.5));
+            }
+        });
+}
