@@ -89,7 +89,9 @@ pub fn target_rank_from_scores(scores: &[f32], excluded: &[bool], target: u32) -
     }
     let target_score = scores[t];
     if !target_score.is_finite() {
-        return Err(Error::NonFinite(format!("score of target item {target} is {target_score}")));
+        return Err(Error::NonFinite(format!(
+            "score of target item {target} is {target_score}"
+        )));
     }
     let higher = (1..scores.len())
         .filter(|&c| c != t && !excluded[c] && scores[c] > target_score)
@@ -101,8 +103,13 @@ pub fn target_rank_from_scores(scores: &[f32], excluded: &[bool], target: u32) -
 ///
 /// user_embeddings: `[B, D]` L2-normalised; item_table: `[num_items + 1, D]` L2-normalised, row 0
 /// padding; queries: `[B]`. Returns ranks `[B]`.
-pub fn target_ranks(user_embeddings: &[f32], item_table: &[f32], dim: usize, queries: &[RetrievalQuery<'_>]) -> Result<Vec<usize>> {
-    if dim == 0 || item_table.len() % dim != 0 || item_table.len() < 2 * dim {
+pub fn target_ranks(
+    user_embeddings: &[f32],
+    item_table: &[f32],
+    dim: usize,
+    queries: &[RetrievalQuery<'_>],
+) -> Result<Vec<usize>> {
+    if dim == 0 || !item_table.len().is_multiple_of(dim) || item_table.len() < 2 * dim {
         return Err(Error::Input(format!(
             "item table of {} floats is not [num_items + 1 >= 2, D = {dim}]",
             item_table.len()
@@ -116,11 +123,9 @@ pub fn target_ranks(user_embeddings: &[f32], item_table: &[f32], dim: usize, que
         )));
     }
     let rows = item_table.len() / dim;
-    if let Some((b, q)) = queries
-        .iter()
-        .enumerate()
-        .find(|(_, q)| q.target == 0 || q.target as usize >= rows || q.history.iter().any(|&h| h as usize >= rows))
-    {
+    if let Some((b, q)) = queries.iter().enumerate().find(|(_, q)| {
+        q.target == 0 || q.target as usize >= rows || q.history.iter().any(|&h| h as usize >= rows)
+    }) {
         return Err(Error::Input(format!(
             "user {b}: target {} or a history item is outside 1..={}",
             q.target,
@@ -150,8 +155,18 @@ pub fn target_ranks(user_embeddings: &[f32], item_table: &[f32], dim: usize, que
 }
 
 /// [`target_ranks`] averaged into [`Metrics`].
-pub fn evaluate_retrieval(user_embeddings: &[f32], item_table: &[f32], dim: usize, queries: &[RetrievalQuery<'_>]) -> Result<Metrics> {
-    Ok(Metrics::from_ranks(&target_ranks(user_embeddings, item_table, dim, queries)?))
+pub fn evaluate_retrieval(
+    user_embeddings: &[f32],
+    item_table: &[f32],
+    dim: usize,
+    queries: &[RetrievalQuery<'_>],
+) -> Result<Metrics> {
+    Ok(Metrics::from_ranks(&target_ranks(
+        user_embeddings,
+        item_table,
+        dim,
+        queries,
+    )?))
 }
 
 /// One ranking task's metrics.
@@ -178,7 +193,10 @@ fn check_binary(logits: &[f32], labels: &[f32]) -> Result<()> {
         )));
     }
     if let Some(i) = labels.iter().position(|&y| y != 0.0 && y != 1.0) {
-        return Err(Error::Input(format!("label {i} is {}, not 0 or 1", labels[i])));
+        return Err(Error::Input(format!(
+            "label {i} is {}, not 0 or 1",
+            labels[i]
+        )));
     }
     if let Some(i) = logits.iter().position(|x| !x.is_finite()) {
         return Err(Error::NonFinite(format!("logit {i} is {}", logits[i])));
@@ -249,7 +267,7 @@ pub fn auc(logits: &[f32], labels: &[f32]) -> Result<f64> {
 
 /// Per-task NE and AUC. logits, labels: `[n, tasks]` row-major.
 pub fn ranking_metrics(logits: &[f32], labels: &[f32], tasks: usize) -> Result<Vec<TaskMetrics>> {
-    if tasks == 0 || logits.len() != labels.len() || logits.len() % tasks != 0 {
+    if tasks == 0 || logits.len() != labels.len() || !logits.len().is_multiple_of(tasks) {
         return Err(Error::Input(format!(
             "logits [{}] and labels [{}] are not [n, tasks = {tasks}]",
             logits.len(),
@@ -285,9 +303,18 @@ mod tests {
         let table = [0.0, 0.9, 0.8, 0.7, 0.6, 0.7];
         let user = [1.0, 1.0, 1.0];
         let queries = [
-            RetrievalQuery { history: &[], target: 3 },  // 0.9, 0.8 higher; item 5 ties -> rank 3
-            RetrievalQuery { history: &[1, 2], target: 3 }, // nothing higher left -> rank 1
-            RetrievalQuery { history: &[1, 4], target: 4 }, // 0.8 0.7 0.7 higher -> rank 4
+            RetrievalQuery {
+                history: &[],
+                target: 3,
+            }, // 0.9, 0.8 higher; item 5 ties -> rank 3
+            RetrievalQuery {
+                history: &[1, 2],
+                target: 3,
+            }, // nothing higher left -> rank 1
+            RetrievalQuery {
+                history: &[1, 4],
+                target: 4,
+            }, // 0.8 0.7 0.7 higher -> rank 4
         ];
         let ranks = target_ranks(&user, &table, 1, &queries).unwrap();
         assert_eq!(ranks, vec![3, 1, 4]);
@@ -300,20 +327,66 @@ mod tests {
         let n10 = (1.0 + 1.0 / 4f64.log2()) / 5.0; // rank 1 -> 1, rank 3 -> 1/2
         assert!(close(m.ndcg_10, n10), "{}", m.ndcg_10);
         assert!(close(m.ndcg_50, n10 + 1.0 / 21f64.log2() / 5.0));
-        assert!(close(m.ndcg_200, n10 + (1.0 / 21f64.log2() + 1.0 / 101f64.log2()) / 5.0));
+        assert!(close(
+            m.ndcg_200,
+            n10 + (1.0 / 21f64.log2() + 1.0 / 101f64.log2()) / 5.0
+        ));
         assert!(close(m.mrr, (1.0 + 1.0 / 3.0 + 0.05 + 0.01 + 0.001) / 5.0));
         let json = serde_json::to_value(m).unwrap();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["HR@10", "HR@200", "HR@50", "MRR", "NDCG@10", "NDCG@200", "NDCG@50", "users"]);
+        assert_eq!(
+            keys,
+            [
+                "HR@10", "HR@200", "HR@50", "MRR", "NDCG@10", "NDCG@200", "NDCG@50", "users"
+            ]
+        );
     }
 
     #[test]
     fn retrieval_rejects_bad_shapes_and_nan() {
         let table = [0.0, 1.0, 0.5];
-        assert!(target_ranks(&[1.0], &table, 1, &[RetrievalQuery { history: &[], target: 3 }]).is_err());
-        assert!(target_ranks(&[1.0, 2.0], &table, 1, &[RetrievalQuery { history: &[], target: 1 }]).is_err());
-        assert!(target_ranks(&[f32::NAN], &table, 1, &[RetrievalQuery { history: &[], target: 1 }]).is_err());
+        assert!(
+            target_ranks(
+                &[1.0],
+                &table,
+                1,
+                &[RetrievalQuery {
+                    history: &[],
+                    target: 3
+                }]
+            )
+            .is_err()
+        );
+        assert!(
+            target_ranks(
+                &[1.0, 2.0],
+                &table,
+                1,
+                &[RetrievalQuery {
+                    history: &[],
+                    target: 1
+                }]
+            )
+            .is_err()
+        );
+        assert!(
+            target_ranks(
+                &[f32::NAN],
+                &table,
+                1,
+                &[RetrievalQuery {
+                    history: &[],
+                    target: 1
+                }]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -323,9 +396,14 @@ mod tests {
         // positives {2.0, 0.5} vs negatives {-1.0, 0.5}: pairs 1, 1, 1, 0.5 -> 3.5 / 4
         assert!(close(auc(&logits, &labels).unwrap(), 0.875));
         let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
-        let ll = -((sig(2.0)).ln() + (1.0 - sig(-1.0)).ln() + sig(0.5).ln() + (1.0 - sig(0.5)).ln()) / 4.0;
+        let ll =
+            -((sig(2.0)).ln() + (1.0 - sig(-1.0)).ln() + sig(0.5).ln() + (1.0 - sig(0.5)).ln())
+                / 4.0;
         assert!(close(log_loss(&logits, &labels).unwrap(), ll));
-        assert!(close(normalized_entropy(&logits, &labels).unwrap(), ll / 2f64.ln()));
+        assert!(close(
+            normalized_entropy(&logits, &labels).unwrap(),
+            ll / 2f64.ln()
+        ));
         // predicting the base rate exactly gives NE = 1
         let base = (0.25f64 / 0.75).ln() as f32;
         let ne = normalized_entropy(&[base; 4], &[1.0, 0.0, 0.0, 0.0]).unwrap();

@@ -43,7 +43,9 @@ pub fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("HSTU_DATA_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("ml-100k");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("hstu").join("ml-100k")
 }
 
@@ -73,10 +75,10 @@ pub fn verify_ml100k(cache: &Path) -> Result<FetchReport> {
 
 /// Fetch MovieLens-100K into `cache` (idempotent: a cache that verifies is not downloaded again).
 pub fn fetch_ml100k(cache: &Path) -> Result<FetchReport> {
-    if cache.join(ML100K_FILES[0]).is_file() {
-        if let Ok(report) = verify_ml100k(cache) {
-            return Ok(report);
-        }
+    if cache.join(ML100K_FILES[0]).is_file()
+        && let Ok(report) = verify_ml100k(cache)
+    {
+        return Ok(report);
     }
     let tmp = std::env::temp_dir().join(format!(
         "hstu-fetch-{}-{}",
@@ -110,7 +112,11 @@ fn download_and_extract(tmp: &Path, cache: &Path) -> Result<()> {
     Ok(())
 }
 
-fn read_member(archive: &mut zip::ZipArchive<std::fs::File>, member: &str, wheel: &Path) -> Result<Vec<u8>> {
+fn read_member(
+    archive: &mut zip::ZipArchive<std::fs::File>,
+    member: &str,
+    wheel: &Path,
+) -> Result<Vec<u8>> {
     let data_error = |message: String| Error::Data {
         path: wheel.to_path_buf(),
         message,
@@ -134,18 +140,33 @@ fn read_member(archive: &mut zip::ZipArchive<std::fs::File>, member: &str, wheel
 
 /// Run `python3 -m pip download`, falling back to `pip`; returns the wheel's path.
 fn pip_download(tmp: &Path) -> Result<PathBuf> {
-    let args = ["download", "--no-deps", "--only-binary=:all:", RECBOLE_REQUIREMENT, "-d"];
+    let args = [
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        RECBOLE_REQUIREMENT,
+        "-d",
+    ];
     let attempts: [(&str, &[&str]); 2] = [("python3", &["-m", "pip"]), ("pip", &[])];
     let mut failures = Vec::new();
     for (program, prefix) in attempts {
-        let out = Command::new(program).args(prefix).args(args).arg(tmp).output();
+        let out = Command::new(program)
+            .args(prefix)
+            .args(args)
+            .arg(tmp)
+            .output();
         match out {
             Err(e) => failures.push(format!("`{program}` could not be run: {e}")),
             Ok(o) if !o.status.success() => {
                 let stderr = String::from_utf8_lossy(&o.stderr);
                 let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                failures.push(format!("`{program} {}` failed ({}): {}", prefix.join(" "), o.status, tail.join(" | ")));
+                failures.push(format!(
+                    "`{program} {}` failed ({}): {}",
+                    prefix.join(" "),
+                    o.status,
+                    tail.join(" | ")
+                ));
             }
             Ok(_) => return find_wheel(tmp),
         }
@@ -164,7 +185,10 @@ fn find_wheel(dir: &Path) -> Result<PathBuf> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let p = entry.map_err(|e| Error::io(dir, e))?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name.starts_with("recbole-") && name.ends_with(".whl") {
             return Ok(p);
         }
@@ -197,7 +221,12 @@ mod tests {
     fn missing_wheel_is_a_clear_error() {
         let dir = std::env::temp_dir().join(format!("hstu-fetch-nowheel-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(find_wheel(&dir).unwrap_err().to_string().contains("no recbole"));
+        assert!(
+            find_wheel(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("no recbole")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

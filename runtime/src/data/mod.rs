@@ -218,7 +218,10 @@ mod tests {
         let ds = load_dataset(&dir, &Limits::default()).unwrap();
         assert_eq!(ds.titles.as_ref().map(|t| t[&3].clone()), Some("C".into()));
         let s = ds.stats();
-        assert_eq!((s.users, s.items, s.interactions, s.num_items), (2, 3, 3, 3));
+        assert_eq!(
+            (s.users, s.items, s.interactions, s.num_items),
+            (2, 3, 3, 3)
+        );
         assert_eq!((s.length_percentiles.min, s.length_percentiles.max), (1, 2));
         let small = Limits {
             max_file_bytes: 4,

@@ -36,14 +36,22 @@ pub fn rating_labels(rating: f32) -> [f32; 2] {
 
 /// The example with history `[..s]` (the most recent `max_sequence_len`) and candidates
 /// `[s..min(s + 10, end)]`; `None` unless `1 <= s < end <= user.len()`.
-pub fn example_at(user: &UserHistory, s: usize, end: usize, max_sequence_len: usize) -> Option<RankingExample> {
+pub fn example_at(
+    user: &UserHistory,
+    s: usize,
+    end: usize,
+    max_sequence_len: usize,
+) -> Option<RankingExample> {
     if s == 0 || s >= end || end > user.len() || max_sequence_len == 0 {
         return None;
     }
     let stop = end.min(s + MAX_RANKING_CANDIDATES);
     let start = s.saturating_sub(max_sequence_len);
     let candidate_ratings = user.ratings[s..stop].to_vec();
-    let labels = candidate_ratings.iter().flat_map(|&r| rating_labels(r)).collect();
+    let labels = candidate_ratings
+        .iter()
+        .flat_map(|&r| rating_labels(r))
+        .collect();
     Some(RankingExample {
         sequence: UserSequence {
             user_id: user.user_id,
@@ -51,7 +59,12 @@ pub fn example_at(user: &UserHistory, s: usize, end: usize, max_sequence_len: us
             timestamps: user.timestamps[start..s].to_vec(),
             query_time: Some(user.timestamps[s]),
             candidates: user.items[s..stop].to_vec(),
-            ratings: Some(user.ratings[start..s].iter().map(|&r| rating_action(r)).collect()),
+            ratings: Some(
+                user.ratings[start..s]
+                    .iter()
+                    .map(|&r| rating_action(r))
+                    .collect(),
+            ),
             target: None,
         },
         candidate_ratings,
@@ -73,7 +86,11 @@ pub fn eval_example(user: &UserHistory, max_sequence_len: usize) -> Option<Ranki
 
 /// A training example at a split point drawn uniformly from `1..eval_split_point`, its candidates
 /// stopping before the evaluation ratings; `None` when the user has no room for one.
-pub fn train_example(user: &UserHistory, rng: &mut Rng, max_sequence_len: usize) -> Option<RankingExample> {
+pub fn train_example(
+    user: &UserHistory,
+    rng: &mut Rng,
+    max_sequence_len: usize,
+) -> Option<RankingExample> {
     let end = eval_split_point(user.len())?;
     if end < 2 {
         return None;
@@ -102,12 +119,18 @@ mod tests {
         assert_eq!(ex.sequence.items, (1..=15).collect::<Vec<u32>>());
         assert_eq!(ex.sequence.candidates, (16..=25).collect::<Vec<u32>>());
         assert_eq!(ex.sequence.query_time, Some(1000 + 150));
-        assert_eq!(ex.sequence.ratings.as_ref().map(|r| r[..5].to_vec()), Some(vec![5, 2, 4, 4, 1]));
+        assert_eq!(
+            ex.sequence.ratings.as_ref().map(|r| r[..5].to_vec()),
+            Some(vec![5, 2, 4, 4, 1])
+        );
         // item 16 has rating index 15 -> 5.0, item 17 -> 2.0, item 18 -> 3.5
         assert_eq!(&ex.labels[..6], &[1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
         assert_eq!(ex.labels.len(), 20);
         let short = eval_example(&user(4), 200).unwrap();
-        assert_eq!((short.sequence.items.len(), short.sequence.candidates.len()), (1, 3));
+        assert_eq!(
+            (short.sequence.items.len(), short.sequence.candidates.len()),
+            (1, 3)
+        );
         assert!(eval_example(&user(1), 200).is_none());
     }
 

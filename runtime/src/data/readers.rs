@@ -258,8 +258,9 @@ pub fn read_ratings_file(path: &Path, limits: &Limits) -> Result<(Dataset, Ratin
     };
     let format = RatingsFormat::detect(path, &first_line).ok_or_else(|| Error::Data {
         path: path.into(),
-        message: "unknown ratings format (expected u.data, ratings.dat, ratings.csv or a RecBole .inter)"
-            .into(),
+        message:
+            "unknown ratings format (expected u.data, ratings.dat, ratings.csv or a RecBole .inter)"
+                .into(),
     })?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     Ok((parse_ratings(file, path, format, limits)?, format))
@@ -270,13 +271,21 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, format: RatingsFormat) -> Result<Dataset> {
-        parse_ratings(text.as_bytes(), Path::new("r.txt"), format, &Limits::default())
+        parse_ratings(
+            text.as_bytes(),
+            Path::new("r.txt"),
+            format,
+            &Limits::default(),
+        )
     }
 
     #[test]
     fn ml100k_sorts_stably_by_time() {
-        let ds = parse("2\t5\t3\t100\n1\t7\t4\t50\n2\t3\t5\t90\n2\t9\t1\t100\n", RatingsFormat::MovieLens100k)
-            .unwrap();
+        let ds = parse(
+            "2\t5\t3\t100\n1\t7\t4\t50\n2\t3\t5\t90\n2\t9\t1\t100\n",
+            RatingsFormat::MovieLens100k,
+        )
+        .unwrap();
         assert_eq!(ds.users.len(), 2);
         assert_eq!(ds.users[0].user_id, 1);
         assert_eq!(ds.users[1].items, vec![3, 5, 9]);
@@ -287,7 +296,11 @@ mod tests {
 
     #[test]
     fn ml1m_ml20m_and_recbole_parse() {
-        let a = parse("1::1193::5::978300760\n1::661::3::978302109\n", RatingsFormat::MovieLens1m).unwrap();
+        let a = parse(
+            "1::1193::5::978300760\n1::661::3::978302109\n",
+            RatingsFormat::MovieLens1m,
+        )
+        .unwrap();
         assert_eq!(a.users[0].items, vec![1193, 661]);
         let b = parse(
             "userId,movieId,rating,timestamp\r\n1,2,3.5,1112486027\n1,29,3.5,1112484676\n",
@@ -311,17 +324,52 @@ mod tests {
     fn malformed_lines_name_file_and_line() {
         use RatingsFormat::*;
         let cases = [
-            (MovieLens100k, "1\t2\t3\t4\n1\tx\t3\t4\n", "r.txt:2:", "not an integer"),
-            (MovieLens100k, "1\t2\t3\t4\n1\t2\t3\n", "r.txt:2:", "expected 4 fields"),
-            (MovieLens100k, "1\t2\t3\t4\n\n1\t0\t3\t4\n", "r.txt:3:", "padding"),
+            (
+                MovieLens100k,
+                "1\t2\t3\t4\n1\tx\t3\t4\n",
+                "r.txt:2:",
+                "not an integer",
+            ),
+            (
+                MovieLens100k,
+                "1\t2\t3\t4\n1\t2\t3\n",
+                "r.txt:2:",
+                "expected 4 fields",
+            ),
+            (
+                MovieLens100k,
+                "1\t2\t3\t4\n\n1\t0\t3\t4\n",
+                "r.txt:3:",
+                "padding",
+            ),
             (MovieLens100k, "-1\t2\t3\t4\n", "r.txt:1:", "positive"),
             (MovieLens1m, "1::4294967296::3::4\n", "r.txt:1:", "exceeds"),
-            (MovieLens1m, "1::2::3::4::5\n", "r.txt:1:", "expected 4 fields"),
+            (
+                MovieLens1m,
+                "1::2::3::4::5\n",
+                "r.txt:1:",
+                "expected 4 fields",
+            ),
             (MovieLens1m, "1::2::abc::4\n", "r.txt:1:", "rating"),
             (MovieLens20m, "user,movie,rating,ts\n", "r.txt:1:", "header"),
-            (MovieLens20m, "userId,movieId,rating,timestamp\n1,2,3,x\n", "r.txt:2:", "timestamp"),
-            (RecBoleInter, "user_id:token\ttimestamp:float\n", "r.txt:1:", "item_id"),
-            (RecBoleInter, "user_id:token\titem_id:token\ttimestamp:float\n1\t2\n", "r.txt:2:", "fields"),
+            (
+                MovieLens20m,
+                "userId,movieId,rating,timestamp\n1,2,3,x\n",
+                "r.txt:2:",
+                "timestamp",
+            ),
+            (
+                RecBoleInter,
+                "user_id:token\ttimestamp:float\n",
+                "r.txt:1:",
+                "item_id",
+            ),
+            (
+                RecBoleInter,
+                "user_id:token\titem_id:token\ttimestamp:float\n1\t2\n",
+                "r.txt:2:",
+                "fields",
+            ),
         ];
         for (format, text, place, needle) in cases {
             let err = parse(text, format).err().unwrap().to_string();
@@ -336,13 +384,23 @@ mod tests {
             max_users: 1,
             ..Limits::default()
         };
-        let err = parse_ratings(&b"1\t2\t3\t4\n2\t2\t3\t4\n"[..], Path::new("r"), RatingsFormat::MovieLens100k, &limits);
+        let err = parse_ratings(
+            &b"1\t2\t3\t4\n2\t2\t3\t4\n"[..],
+            Path::new("r"),
+            RatingsFormat::MovieLens100k,
+            &limits,
+        );
         assert!(matches!(err, Err(Error::Limit(_))));
         let limits = Limits {
             max_item_id: 10,
             ..Limits::default()
         };
-        let err = parse_ratings(&b"1\t11\t3\t4\n"[..], Path::new("r"), RatingsFormat::MovieLens100k, &limits);
+        let err = parse_ratings(
+            &b"1\t11\t3\t4\n"[..],
+            Path::new("r"),
+            RatingsFormat::MovieLens100k,
+            &limits,
+        );
         assert!(err.err().unwrap().to_string().starts_with("r:1:"));
         assert!(parse("\n", RatingsFormat::MovieLens100k).is_err());
     }
@@ -351,10 +409,19 @@ mod tests {
     fn detection_by_name_and_header() {
         use RatingsFormat::*;
         let d = |p: &str, l: &str| RatingsFormat::detect(Path::new(p), l);
-        assert_eq!(d("ml/u.data", "196\t242\t3\t881250949"), Some(MovieLens100k));
+        assert_eq!(
+            d("ml/u.data", "196\t242\t3\t881250949"),
+            Some(MovieLens100k)
+        );
         assert_eq!(d("ratings.dat", "1::1193::5::978300760"), Some(MovieLens1m));
-        assert_eq!(d("ratings.csv", "userId,movieId,rating,timestamp"), Some(MovieLens20m));
-        assert_eq!(d("ml-100k.inter", "user_id:token\titem_id:token"), Some(RecBoleInter));
+        assert_eq!(
+            d("ratings.csv", "userId,movieId,rating,timestamp"),
+            Some(MovieLens20m)
+        );
+        assert_eq!(
+            d("ml-100k.inter", "user_id:token\titem_id:token"),
+            Some(RecBoleInter)
+        );
         assert_eq!(d("other.txt", "hello"), None);
     }
 }

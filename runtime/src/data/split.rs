@@ -49,7 +49,11 @@ pub fn rating_action(rating: f32) -> u8 {
 
 /// The sequence whose target is item `target_pos` of `user` and whose history is every item before
 /// it (the most recent `max_sequence_len`); `None` when `target_pos` is 0 or out of range.
-pub fn sequence_at(user: &UserHistory, target_pos: usize, max_sequence_len: usize) -> Option<UserSequence> {
+pub fn sequence_at(
+    user: &UserHistory,
+    target_pos: usize,
+    max_sequence_len: usize,
+) -> Option<UserSequence> {
     if target_pos == 0 || target_pos >= user.len() || max_sequence_len == 0 {
         return None;
     }
@@ -60,13 +64,22 @@ pub fn sequence_at(user: &UserHistory, target_pos: usize, max_sequence_len: usiz
         timestamps: user.timestamps[start..target_pos].to_vec(),
         query_time: Some(user.timestamps[target_pos]),
         candidates: Vec::new(),
-        ratings: Some(user.ratings[start..target_pos].iter().map(|&r| rating_action(r)).collect()),
+        ratings: Some(
+            user.ratings[start..target_pos]
+                .iter()
+                .map(|&r| rating_action(r))
+                .collect(),
+        ),
         target: Some(user.items[target_pos]),
     })
 }
 
 /// One user's sequence of `split`, `None` when the user is too short (see the module table).
-pub fn user_sequence(user: &UserHistory, split: Split, max_sequence_len: usize) -> Option<UserSequence> {
+pub fn user_sequence(
+    user: &UserHistory,
+    split: Split,
+    max_sequence_len: usize,
+) -> Option<UserSequence> {
     let n = user.len();
     let target_pos = n.checked_sub(1 + split.held_out())?;
     sequence_at(user, target_pos, max_sequence_len)
@@ -97,14 +110,20 @@ mod tests {
     fn leave_one_out_targets_and_histories() {
         let u = user(5); // items 10 20 30 40 50
         let t = user_sequence(&u, Split::Test, 200).unwrap();
-        assert_eq!((t.items.clone(), t.target, t.query_time), (vec![10, 20, 30, 40], Some(50), Some(104)));
+        assert_eq!(
+            (t.items.clone(), t.target, t.query_time),
+            (vec![10, 20, 30, 40], Some(50), Some(104))
+        );
         assert_eq!(t.ratings, Some(vec![1, 2, 3, 4]));
         let v = user_sequence(&u, Split::Valid, 200).unwrap();
         assert_eq!((v.items, v.target), (vec![10, 20, 30], Some(40)));
         let tr = user_sequence(&u, Split::Train, 200).unwrap();
         assert_eq!((tr.items, tr.target), (vec![10, 20, 30], Some(40)));
         let tv = user_sequence(&u, Split::TrainWithValid, 200).unwrap();
-        assert_eq!((tv.items, tv.target, tv.query_time), (vec![10, 20], Some(30), Some(102)));
+        assert_eq!(
+            (tv.items, tv.target, tv.query_time),
+            (vec![10, 20], Some(30), Some(102))
+        );
     }
 
     #[test]
@@ -114,12 +133,18 @@ mod tests {
         assert!(user_sequence(&user(3), Split::TrainWithValid, 200).is_none());
         assert!(user_sequence(&user(2), Split::Test, 200).is_some());
         let t = user_sequence(&user(10), Split::Test, 3).unwrap();
-        assert_eq!((t.items, t.timestamps, t.target), (vec![70, 80, 90], vec![106, 107, 108], Some(100)));
+        assert_eq!(
+            (t.items, t.timestamps, t.target),
+            (vec![70, 80, 90], vec![106, 107, 108], Some(100))
+        );
     }
 
     #[test]
     fn rating_actions_round_half_up() {
-        let got: Vec<u8> = [0.0, 0.5, 1.0, 3.49, 3.5, 5.0, 7.0].iter().map(|&r| rating_action(r)).collect();
+        let got: Vec<u8> = [0.0, 0.5, 1.0, 3.49, 3.5, 5.0, 7.0]
+            .iter()
+            .map(|&r| rating_action(r))
+            .collect();
         assert_eq!(got, vec![0, 1, 1, 3, 4, 5, 5]);
     }
 }

@@ -68,11 +68,19 @@ struct Zipf {
 }
 
 fn helper_log(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.ln_1p() / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
 }
 
 fn helper_exp(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.exp_m1() / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    }
 }
 
 impl Zipf {
@@ -137,8 +145,14 @@ fn gcd(a: u64, b: u64) -> u64 {
 impl SyntheticBatches {
     /// Panics when the config is inconsistent (an invariant of the caller, not data).
     pub fn new(cfg: SyntheticConfig) -> SyntheticBatches {
-        assert!(cfg.num_items >= 1 && cfg.batch_size >= 1, "synthetic: empty catalogue or batch");
-        assert!(2 <= cfg.min_len && cfg.min_len <= cfg.max_len, "synthetic: need 2 <= min_len <= max_len");
+        assert!(
+            cfg.num_items >= 1 && cfg.batch_size >= 1,
+            "synthetic: empty catalogue or batch"
+        );
+        assert!(
+            2 <= cfg.min_len && cfg.min_len <= cfg.max_len,
+            "synthetic: need 2 <= min_len <= max_len"
+        );
         let n = cfg.num_items as u64;
         let mut rng = Rng::new(cfg.seed).fork(u64::MAX);
         let mut stride = 1 + rng.below(n);
@@ -170,8 +184,11 @@ impl SyntheticBatches {
         let mut rng = Rng::new(c.seed).fork(u as u64);
         let len = c.min_len + rng.below((c.max_len - c.min_len + 1) as u64) as usize;
         let mut t = c.start_time_secs + rng.below(c.start_span_secs.max(1) as u64) as i64;
-        let (mut items, mut timestamps, mut ratings) =
-            (Vec::with_capacity(len), Vec::with_capacity(len), Vec::with_capacity(len));
+        let (mut items, mut timestamps, mut ratings) = (
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+            Vec::with_capacity(len),
+        );
         let mut seen = std::collections::HashSet::with_capacity(len);
         let mut rank = self.zipf.sample(&mut rng);
         let n = c.num_items;
@@ -187,7 +204,11 @@ impl SyntheticBatches {
                 for _ in 0..8 {
                     rank = if rng.uniform() < c.locality {
                         let step = 1 + rng.below(5) as u32;
-                        if rng.below(2) == 0 { rank.saturating_sub(step).max(1) } else { (rank + step).min(n) }
+                        if rng.below(2) == 0 {
+                            rank.saturating_sub(step).max(1)
+                        } else {
+                            (rank + step).min(n)
+                        }
                     } else {
                         self.zipf.sample(&mut rng)
                     };
@@ -252,9 +273,14 @@ mod tests {
         let a: Vec<UserSequence> = SyntheticBatches::new(cfg(7)).flatten().collect();
         let b: Vec<UserSequence> = SyntheticBatches::new(cfg(50)).flatten().collect();
         assert_eq!(a, b);
-        let c: Vec<UserSequence> = SyntheticBatches::new(SyntheticConfig { seed: 12, ..cfg(7) }).flatten().collect();
+        let c: Vec<UserSequence> = SyntheticBatches::new(SyntheticConfig { seed: 12, ..cfg(7) })
+            .flatten()
+            .collect();
         assert_ne!(a, c);
-        assert_eq!(SyntheticBatches::new(cfg(7)).map(|b| b.len()).max(), Some(7));
+        assert_eq!(
+            SyntheticBatches::new(cfg(7)).map(|b| b.len()).max(),
+            Some(7)
+        );
     }
 
     #[test]
@@ -265,9 +291,20 @@ mod tests {
             let total = s.items.len() + 1;
             assert!((c.min_len..=c.max_len).contains(&total), "{total}");
             let target = s.target.unwrap();
-            assert!(s.items.iter().chain([&target]).all(|&i| (1..=c.num_items).contains(&i)));
+            assert!(
+                s.items
+                    .iter()
+                    .chain([&target])
+                    .all(|&i| (1..=c.num_items).contains(&i))
+            );
             assert_eq!(s.timestamps.len(), s.items.len());
-            assert!(s.ratings.as_ref().unwrap().iter().all(|&r| (1..=5).contains(&r)));
+            assert!(
+                s.ratings
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .all(|&r| (1..=5).contains(&r))
+            );
             let mut ts = s.timestamps.clone();
             ts.push(s.query_time.unwrap());
             assert!(ts.windows(2).all(|w| w[1] > w[0]));

@@ -122,7 +122,10 @@ pub fn titles_beside(ratings: &Path) -> Option<(PathBuf, TitlesFormat)> {
         (dir.join("movies.csv"), TitlesFormat::MovieLens20m),
     ];
     if ratings.extension().is_some_and(|e| e == "inter") {
-        candidates.insert(0, (ratings.with_extension("item"), TitlesFormat::RecBoleItem));
+        candidates.insert(
+            0,
+            (ratings.with_extension("item"), TitlesFormat::RecBoleItem),
+        );
     }
     candidates.into_iter().find(|(p, _)| p.is_file())
 }
@@ -154,10 +157,18 @@ mod tests {
 
     #[test]
     fn all_title_formats_parse() {
-        let a = parse(b"1|Toy Story (1995)|01-Jan-1995||x\n2|Caf\xe9 (1994)|x\n", TitlesFormat::MovieLens100k).unwrap();
+        let a = parse(
+            b"1|Toy Story (1995)|01-Jan-1995||x\n2|Caf\xe9 (1994)|x\n",
+            TitlesFormat::MovieLens100k,
+        )
+        .unwrap();
         assert_eq!(a[&1], "Toy Story (1995)");
         assert_eq!(a[&2], "Caf\u{e9} (1994)");
-        let b = parse(b"1::Toy Story (1995)::Animation|Comedy\n", TitlesFormat::MovieLens1m).unwrap();
+        let b = parse(
+            b"1::Toy Story (1995)::Animation|Comedy\n",
+            TitlesFormat::MovieLens1m,
+        )
+        .unwrap();
         assert_eq!(b[&1], "Toy Story (1995)");
         let c = parse(
             b"movieId,title,genres\n11,\"American President, The (1995)\",Comedy\n12,\"A \"\"B\"\"\",Drama\n",
@@ -179,12 +190,21 @@ mod tests {
         let cases: [(&[u8], TitlesFormat); 4] = [
             (b"1|a\nx|b\n", TitlesFormat::MovieLens100k),
             (b"1::a::g\n2::b\n", TitlesFormat::MovieLens1m),
-            (b"movieId,title,genres\n\"3,a,b\n", TitlesFormat::MovieLens20m),
-            (b"item_id:token\tmovie_title:token_seq\n1\tA\n2\n", TitlesFormat::RecBoleItem),
+            (
+                b"movieId,title,genres\n\"3,a,b\n",
+                TitlesFormat::MovieLens20m,
+            ),
+            (
+                b"item_id:token\tmovie_title:token_seq\n1\tA\n2\n",
+                TitlesFormat::RecBoleItem,
+            ),
         ];
         for (text, f) in cases {
             let err = parse(text, f).unwrap_err().to_string();
-            assert!(err.starts_with("t:2:") || err.starts_with("t:3:"), "{f:?}: {err}");
+            assert!(
+                err.starts_with("t:2:") || err.starts_with("t:3:"),
+                "{f:?}: {err}"
+            );
         }
     }
 }
