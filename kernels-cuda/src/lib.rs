@@ -6,7 +6,25 @@
 //!   (`mma.sync m16n8k16`), jagged, causal, `num_targets`, `max_attn_len`, relative bias with
 //!   its gradient: [`CudaDevice::hstu_attention_fwd`], [`CudaDevice::hstu_attention_bwd`];
 //!   host convenience [`host::attention_host`]; CPU f64 reference in [`reference`].
-//! * Element-wise kernels of the trainer: [`CudaDevice::adamw_step`].
+//!   The backward is deterministic for dq/dk/dv (two kernels, no atomics: dK/dV per key block,
+//!   dQ per query block); the rab gradients are summed with float atomics (order varies).
+//! * Element-wise kernels of the layer and trainer ([`elementwise`]): layer norm fwd/bwd, SiLU
+//!   fwd/bwd, gating + dropout fwd/bwd (counter-based mask), embedding gather / scatter-add,
+//!   sampled-softmax loss with gradients, AdamW; dense products through cuBLAS ([`gemm::Blas`]).
+//!
+//! # For the runtime (`hstu train --device cuda`)
+//!
+//! This crate does not depend on `hstu-runtime`; the runtime drives it with plain types:
+//! device buffers are `cudarc::driver::CudaSlice<f32 | bf16 | i64>` made with
+//! [`CudaDevice::upload`] / [`CudaDevice::zeros`] and read back with [`CudaDevice::download`].
+//! One HSTU layer's training step maps onto these calls (shapes of hstu-spec section 1):
+//! [`CudaDevice::embedding_fwd`] -> per layer [`CudaDevice::layer_norm_fwd`],
+//! [`gemm::Blas::matmul_f32`] (`n @ W_uvqk`), [`CudaDevice::silu_fwd`], q/k/v to bf16 heads,
+//! [`CudaDevice::hstu_attention_fwd`] (rab from `_rel_attn_bias._pos_w/_ts_w`),
+//! [`CudaDevice::layer_norm_fwd`], [`CudaDevice::gate_dropout_fwd`], `matmul_f32` (`@ W_o^T`) ->
+//! [`CudaDevice::sampled_softmax`] -> the same in reverse with the `_bwd` calls and
+//! [`CudaDevice::hstu_attention_bwd`] -> [`CudaDevice::adamw_step`] per tensor. A fused
+//! whole-step trainer (`ModelDims` + weights by reference tensor name) is not written yet.
 //!
 //! Kernels live in `csrc/` and are compiled by `build.rs` to sm_90a cubins when `nvcc` is
 //! found, then embedded; otherwise they are loaded at run time from `HSTU_CUDA_PTX_DIR`
