@@ -22,3 +22,5 @@ pub fn max_abs_diff(actual: &[f64], expected: &[f64]) -> (f64, usize) {
             |acc, x| if x.0 > acc.0 || x.0.is_nan() { x } else { acc },
         )
 }
+
+pub mod gpu;

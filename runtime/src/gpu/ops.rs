@@ -1,0 +1,459 @@
+//! One function per WGSL kernel: the `#[repr(C)]` parameter block mirrored from the shader, the
+//! bindings, and the grid. Shapes use the shaders' letters: T tokens, D embedding dim, H heads.
+
+use super::cache::{BindRange, PipelineKey};
+use super::record::{Recorder, groups, row_grid};
+use crate::error::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+use hstu_shaders::Variant;
+
+/// Round up to a multiple of 4 (row strides of every activation buffer).
+pub fn pad4(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+fn whole(b: &wgpu::Buffer) -> BindRange {
+    BindRange::whole(b)
+}
+
+fn u32_of(n: usize, what: &str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Limit(format!("{what} = {n} does not fit a u32 index")))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbeddingParams {
+    tokens: u32,
+    dim: u32,
+    stride: u32,
+    item_lo: u32,
+    item_hi: u32,
+    scale: f32,
+    _pad: [u32; 2],
+}
+
+/// One chunk of the item table in its own binding: ids `[lo, hi)`.
+pub struct ItemChunk {
+    pub buffer: wgpu::Buffer,
+    pub lo: u32,
+    pub hi: u32,
+}
+
+/// `out[t] = ItemEmb[id_t] * sqrt(D) + PosEmb[pos_t] (+ ActionEmb[a_t])`, `tokens = [ids | positions | actions]`.
+pub fn embedding(
+    rec: &mut Recorder,
+    tokens_buf: &wgpu::Buffer,
+    tokens: usize,
+    items: &[ItemChunk],
+    pos_emb: &wgpu::Buffer,
+    action_emb: &wgpu::Buffer,
+    dim: usize,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    let stride = pad4(dim);
+    let key = PipelineKey::new("hstu_embedding", Variant::F32, "main");
+    for chunk in items {
+        let p = EmbeddingParams {
+            tokens: u32_of(tokens, "tokens")?,
+            dim: dim as u32,
+            stride: stride as u32,
+            item_lo: chunk.lo,
+            item_hi: chunk.hi,
+            scale: (dim as f32).sqrt(),
+            _pad: [0; 2],
+        };
+        let t = tokens.max(1);
+        let y = t.min(65535);
+        let grid = (groups(stride, 64), y as u32, t.div_ceil(y) as u32);
+        rec.dispatch(
+            &key,
+            &p,
+            vec![
+                (1, whole(tokens_buf)),
+                (2, whole(&chunk.buffer)),
+                (3, whole(pos_emb)),
+                (4, whole(action_emb)),
+                (5, whole(out)),
+            ],
+            grid,
+        )?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RowNormParams {
+    rows: u32,
+    cols: u32,
+    stride: u32,
+    eps: f32,
+}
+
+fn reduction_variant(rec: &Recorder) -> Variant {
+    if rec.ctx.variant_unsupported(Variant::Subgroup).is_none() {
+        Variant::Subgroup
+    } else {
+        Variant::F32
+    }
+}
+
+/// `out = layer_norm(x)` row-wise over `cols` of rows with `stride` (padding columns zeroed).
+pub fn layer_norm(
+    rec: &mut Recorder,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    eps: f64,
+) -> Result<()> {
+    let p = RowNormParams {
+        rows: u32_of(rows, "rows")?,
+        cols: cols as u32,
+        stride: pad4(cols) as u32,
+        eps: eps as f32,
+    };
+    let key = PipelineKey::new("hstu_layer_norm", reduction_variant(rec), "main");
+    rec.dispatch(
+        &key,
+        &p,
+        vec![(1, whole(x)), (2, whole(out))],
+        row_grid(rows),
+    )
+}
+
+/// `out [rows, cols] = x / max(||x||, eps)` row-wise, `x` with stride `pad4(cols)`.
+pub fn l2_norm(
+    rec: &mut Recorder,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    eps: f64,
+) -> Result<()> {
+    let p = RowNormParams {
+        rows: u32_of(rows, "rows")?,
+        cols: cols as u32,
+        stride: pad4(cols) as u32,
+        eps: eps as f32,
+    };
+    let key = PipelineKey::new("hstu_l2_norm", reduction_variant(rec), "main");
+    rec.dispatch(
+        &key,
+        &p,
+        vec![(1, whole(x)), (2, whole(out))],
+        row_grid(rows),
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GatingParams {
+    rows: u32,
+    cols: u32,
+    u_stride: u32,
+    u_row_offset: u32,
+    y_stride: u32,
+    eps: f32,
+    _pad: [u32; 2],
+}
+
+/// `y = u * layer_norm(attn)`; `attn: [rows, cols]`, u = columns `[0, cols)` of `uvqk` rows from `u_row_offset`.
+#[allow(clippy::too_many_arguments)]
+pub fn gating(
+    rec: &mut Recorder,
+    attn: &wgpu::Buffer,
+    uvqk: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    u_stride: usize,
+    u_row_offset: usize,
+    eps: f64,
+) -> Result<()> {
+    let p = GatingParams {
+        rows: u32_of(rows, "rows")?,
+        cols: cols as u32,
+        u_stride: u_stride as u32,
+        u_row_offset: u_row_offset as u32,
+        y_stride: pad4(cols) as u32,
+        eps: eps as f32,
+        _pad: [0; 2],
+    };
+    let key = PipelineKey::new("hstu_gating", reduction_variant(rec), "main");
+    rec.dispatch(
+        &key,
+        &p,
+        vec![(1, whole(attn)), (2, whole(uvqk)), (3, whole(y))],
+        row_grid(rows),
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub lda: u32,
+    pub ldb: u32,
+    pub ldc: u32,
+    pub a_row_offset: u32,
+    pub c_row_offset: u32,
+    pub has_bias: u32,
+    pub silu: u32,
+    pub residual: u32,
+    pub _pad: u32,
+}
+
+/// `c = epilogue(a @ b + bias) (+ c)`; `variant` F32, F16 (a, b f16) or CoopMatrix (a, b f16, dims multiples of 16/64).
+pub fn matmul(
+    rec: &mut Recorder,
+    variant: Variant,
+    p: &MatmulParams,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<()> {
+    let (key, grid) = match variant {
+        Variant::CoopMatrix => {
+            let sg = rec.ctx.coop_subgroup_size().ok_or_else(|| {
+                Error::Gpu("cooperative matrices need a fixed subgroup size".into())
+            })?;
+            if p.k % 16 != 0 || p.lda % 16 != 0 || p.ldb % 16 != 0 {
+                return Err(Error::Input(format!(
+                    "coop matmul needs k, lda, ldb multiples of 16, got {p:?}"
+                )));
+            }
+            (
+                PipelineKey::new("hstu_matmul", variant, "main").with("SG", sg as f64),
+                (groups(p.n as usize, 64), groups(p.m as usize, 64), 1),
+            )
+        }
+        _ => (
+            PipelineKey::new("hstu_matmul", variant, "main"),
+            (groups(p.n as usize, 128), groups(p.m as usize, 128), 1),
+        ),
+    };
+    if p.lda % 4 != 0 || p.ldb % 4 != 0 || p.ldc % 4 != 0 || p.n % 4 != 0 || p.k % 4 != 0 {
+        return Err(Error::Input(format!(
+            "matmul strides must be multiples of 4: {p:?}"
+        )));
+    }
+    rec.dispatch(
+        &key,
+        p,
+        vec![
+            (1, whole(a)),
+            (2, whole(b)),
+            (3, whole(bias)),
+            (4, whole(c)),
+        ],
+        grid,
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+pub struct AttentionParams {
+    pub batch: u32,
+    pub heads: u32,
+    pub dqk: u32,
+    pub dv: u32,
+    pub q_offset: u32,
+    pub k_offset: u32,
+    pub v_offset: u32,
+    pub q_stride: u32,
+    pub k_stride: u32,
+    pub v_stride: u32,
+    pub out_stride: u32,
+    pub q_begin: u32,
+    pub alpha: f32,
+    pub inv_n: f32,
+    pub max_attn_len: u32,
+    pub has_rab: u32,
+    pub rab_n: u32,
+    pub num_buckets: u32,
+    pub bucket_divisor: f32,
+    pub num_targets_base: u32,
+    pub thresholds_base: u32,
+    pub times_key_base: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Buffers of one attention call.
+pub struct AttentionBuffers<'b> {
+    /// `[seq_offsets B+1 | num_targets B | thresholds buckets+1]`
+    pub meta: &'b wgpu::Buffer,
+    pub q: &'b wgpu::Buffer,
+    pub k: &'b wgpu::Buffer,
+    pub v: &'b wgpu::Buffer,
+    /// `[pos_w 2N-1 | ts_w buckets+1]` (any non-empty buffer when `has_rab == 0`)
+    pub rab_w: &'b wgpu::Buffer,
+    /// `[t_next T | t_key T]` i32 (any non-empty buffer when `has_rab == 0`)
+    pub times: &'b wgpu::Buffer,
+    pub out: &'b wgpu::Buffer,
+    /// Capture variant only: `[H, L, L]`, zeroed.
+    pub capture: Option<&'b wgpu::Buffer>,
+}
+
+/// Fused attention over `max_rows = max_b (L_b - q_begin)` query rows per sequence.
+pub fn attention(
+    rec: &mut Recorder,
+    variant: Variant,
+    p: &AttentionParams,
+    bufs: &AttentionBuffers,
+    max_rows: usize,
+) -> Result<()> {
+    let mut list = vec![
+        (1, whole(bufs.meta)),
+        (2, whole(bufs.q)),
+        (3, whole(bufs.k)),
+        (4, whole(bufs.v)),
+        (5, whole(bufs.rab_w)),
+        (6, whole(bufs.times)),
+        (7, whole(bufs.out)),
+    ];
+    let (key, bq) = match variant {
+        Variant::CoopMatrix => {
+            let sg = rec.ctx.coop_subgroup_size().ok_or_else(|| {
+                Error::Gpu("cooperative matrices need a fixed subgroup size".into())
+            })?;
+            if p.dqk % 16 != 0 || p.dv % 16 != 0 || p.dv > 128 {
+                return Err(Error::Input(format!(
+                    "coop attention needs dqk, dv multiples of 16 and dv <= 128, got {} / {}",
+                    p.dqk, p.dv
+                )));
+            }
+            (
+                PipelineKey::new("hstu_attention", variant, "main").with("SG", sg as f64),
+                32,
+            )
+        }
+        Variant::Capture => {
+            let c = bufs
+                .capture
+                .ok_or_else(|| Error::Input("capture attention without a capture buffer".into()))?;
+            if p.batch != 1 {
+                return Err(Error::Input("capture attention runs one sequence".into()));
+            }
+            list.push((8, whole(c)));
+            (PipelineKey::new("hstu_attention", variant, "main"), 64)
+        }
+        _ => (PipelineKey::new("hstu_attention", variant, "main"), 64),
+    };
+    let grid = (groups(max_rows.max(1), bq), p.heads, p.batch);
+    rec.dispatch(&key, p, list, grid)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+pub struct TopkParams {
+    pub batch: u32,
+    pub dim: u32,
+    pub user_stride: u32,
+    pub item_lo: u32,
+    pub item_hi: u32,
+    pub num_items: u32,
+    pub k: u32,
+    pub segments: u32,
+    pub segment_base: u32,
+    pub in_len: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+/// Entries sorted per workgroup by the top-K kernels.
+pub const SORT_N: usize = 2048;
+
+/// Top-`k` items per user over every chunk, history excluded; returns (scores, ids) buffers `[B, k]`.
+#[allow(clippy::too_many_arguments)]
+pub fn top_k(
+    rec: &mut Recorder,
+    users: &wgpu::Buffer,
+    batch: usize,
+    dim: usize,
+    items: &[ItemChunk],
+    num_items: usize,
+    history: &wgpu::Buffer,
+    k: usize,
+    eps: f64,
+) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+    if k == 0 || k > SORT_N / 2 {
+        return Err(Error::Limit(format!(
+            "gpu top-k needs 1 <= k <= {}, got {k}",
+            SORT_N / 2
+        )));
+    }
+    let chunk_groups: Vec<usize> = items
+        .iter()
+        .map(|c| (c.hi - c.lo) as usize)
+        .map(|n| n.div_ceil(SORT_N))
+        .collect();
+    let segments: usize = chunk_groups.iter().sum();
+    let mut len = segments * k;
+    let mut scores = rec.scratch((batch * len * 4) as u64)?;
+    let mut ids = rec.scratch((batch * len * 4) as u64)?;
+    let score_key = PipelineKey::new("hstu_topk", Variant::F32, "score_topk");
+    let mut base = 0;
+    for (chunk, &g) in items.iter().zip(&chunk_groups) {
+        let p = TopkParams {
+            batch: batch as u32,
+            dim: dim as u32,
+            user_stride: dim as u32,
+            item_lo: chunk.lo,
+            item_hi: chunk.hi,
+            num_items: num_items as u32,
+            k: k as u32,
+            segments: segments as u32,
+            segment_base: base as u32,
+            in_len: 0,
+            eps: eps as f32,
+            _pad: 0,
+        };
+        rec.dispatch(
+            &score_key,
+            &p,
+            vec![
+                (1, whole(users)),
+                (2, whole(&chunk.buffer)),
+                (3, whole(history)),
+                (4, whole(&scores)),
+                (5, whole(&ids)),
+            ],
+            (g as u32, batch as u32, 1),
+        )?;
+        base += g;
+    }
+    let merge_key = PipelineKey::new("hstu_topk", Variant::F32, "merge_topk");
+    let mut segs = segments;
+    while segs > 1 {
+        let out_segs = len.div_ceil(SORT_N);
+        let out_scores = rec.scratch((batch * out_segs * k * 4) as u64)?;
+        let out_ids = rec.scratch((batch * out_segs * k * 4) as u64)?;
+        let p = TopkParams {
+            batch: batch as u32,
+            k: k as u32,
+            segments: out_segs as u32,
+            in_len: len as u32,
+            ..TopkParams::default()
+        };
+        rec.dispatch(
+            &merge_key,
+            &p,
+            vec![
+                (4, whole(&out_scores)),
+                (5, whole(&out_ids)),
+                (6, whole(&scores)),
+                (7, whole(&ids)),
+            ],
+            (out_segs as u32, batch as u32, 1),
+        )?;
+        scores = out_scores;
+        ids = out_ids;
+        segs = out_segs;
+        len = out_segs * k;
+    }
+    Ok((scores, ids))
+}
