@@ -467,7 +467,16 @@ pub fn load_weights<R: Real>(
     cfg: &ModelConfig,
 ) -> Result<(Weights<R>, Vec<TensorEntry>)> {
     let bytes = read_bounded(path, MAX_CHECKPOINT_BYTES)?;
-    let st = parse(path, &bytes)?;
+    weights_from_bytes(&bytes, path, cfg)
+}
+
+/// [`load_weights`] on bytes already in memory; `path` names the source in errors.
+pub fn weights_from_bytes<R: Real>(
+    bytes: &[u8],
+    path: &Path,
+    cfg: &ModelConfig,
+) -> Result<(Weights<R>, Vec<TensorEntry>)> {
+    let st = parse(path, bytes)?;
     let expected = expected_tensors(cfg);
     let mut views: HashMap<String, safetensors::tensor::TensorView> = HashMap::new();
     let mut stored: Vec<(String, safetensors::tensor::TensorView)> = st.iter().map(|(n, v)| (n.to_string(), v)).collect();

@@ -87,10 +87,10 @@ impl UserSequence {
                     self.items.len()
                 ));
             }
-            if let Some(rc) = &cfg.ranking {
-                if let Some(&a) = r.iter().find(|&&a| a as usize >= rc.num_actions) {
-                    return Err(format!("rating {a} is outside 0..{}", rc.num_actions));
-                }
+            if let Some(rc) = &cfg.ranking
+                && let Some(&a) = r.iter().find(|&&a| a as usize >= rc.num_actions)
+            {
+                return Err(format!("rating {a} is outside 0..{}", rc.num_actions));
             }
         }
         for (name, ids) in [("items", &self.items), ("candidates", &self.candidates)] {
@@ -105,10 +105,10 @@ impl UserSequence {
                 ));
             }
         }
-        if let Some(t) = self.target {
-            if t == 0 || t as usize > cfg.num_items {
-                return Err(format!("`target` = {t} is outside 1..={}", cfg.num_items));
-            }
+        if let Some(t) = self.target
+            && (t == 0 || t as usize > cfg.num_items)
+        {
+            return Err(format!("`target` = {t} is outside 1..={}", cfg.num_items));
         }
         if let Some(p) = self.timestamps.windows(2).position(|w| w[1] < w[0]) {
             return Err(format!(

@@ -49,6 +49,8 @@ pub type RabFn<'a, R> = &'a (dyn Fn(usize, usize, usize) -> R + Sync);
 /// * `capture`: when given, receives per sequence and head the `[L, L]` matrix of `a_ij`.
 ///
 /// Returns `out: [total, H, dv]`.
+// The arguments are the operator's inputs of spec section 6, one each, as the kernels take them.
+#[allow(clippy::too_many_arguments)]
 pub fn hstu_attention<R: Real>(
     q: &[R],
     k: &[R],

@@ -106,10 +106,10 @@ pub fn score_candidates<R: Real>(
             for head in 0..h {
                 let q = &qc[head * dqk..][..dqk];
                 let out = &mut attn[head * dv..][..dv];
-                for j in 0..u {
+                for (j, &tb) in time_bias.iter().enumerate() {
                     let s = dot(q, &cache.keys[l].row(j)[head * dqk..][..dqk])
                         + layer.pos_w[n - 1 + j - u]
-                        + time_bias[j];
+                        + tb;
                     let a = silu(s) * inv_n;
                     for (o, &x) in out
                         .iter_mut()
