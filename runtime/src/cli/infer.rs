@@ -72,39 +72,36 @@ pub struct RankArgs {
 /// The backend chosen for a run.
 pub enum Backend {
     Cpu,
-    Gpu(Box<GpuPending>),
-}
-
-/// Placeholder until the wgpu runtime lands.
-pub struct GpuPending;
-
-impl GpuPending {
-    fn encode(&self, _: &[UserSequence]) -> Result<hstu_runtime::reference::EncodeOutput<f32>> {
-        bail!("the wgpu runtime is not built yet")
-    }
-    fn retrieve(&self, _: &[UserSequence], _: usize) -> Result<Vec<TopK>> {
-        bail!("the wgpu runtime is not built yet")
-    }
-    fn rank(&self, _: &[UserSequence], _: usize) -> Result<Vec<Vec<f32>>> {
-        bail!("the wgpu runtime is not built yet")
-    }
+    #[cfg(feature = "gpu")]
+    Gpu(Box<hstu_runtime::gpu::GpuModel>),
 }
 
 impl Backend {
+    /// `cpu`, `gpu` (an error when no adapter works) or `auto` (the GPU, else the CPU with a warning).
     pub fn new(device: Device, model: &Model) -> Result<Backend> {
         if device == Device::Cpu {
             return Ok(Backend::Cpu);
         }
-        let _ = model;
-        let gpu: Result<GpuPending> = Err(anyhow::anyhow!("the wgpu runtime is not built yet"));
-        match (gpu, device) {
-            (Ok(m), _) => Ok(Backend::Gpu(Box::new(m))),
+        match (Self::gpu(model), device) {
+            (Ok(b), _) => Ok(b),
             (Err(e), Device::Auto) => {
-                tracing::warn!("no usable GPU ({e}); falling back to the CPU reference");
+                tracing::warn!("no usable GPU ({e:#}); falling back to the CPU reference");
                 Ok(Backend::Cpu)
             }
             (Err(e), _) => Err(e).context("--device gpu"),
         }
+    }
+
+    #[cfg(feature = "gpu")]
+    fn gpu(model: &Model) -> Result<Backend> {
+        let ctx = hstu_runtime::gpu::GpuContext::new()?;
+        tracing::info!(adapter = %ctx.adapter_summary(), "running on the GPU");
+        Ok(Backend::Gpu(Box::new(hstu_runtime::gpu::GpuModel::upload(&ctx, model)?)))
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    fn gpu(_: &Model) -> Result<Backend> {
+        bail!("this build of hstu has no GPU support (built without the `gpu` feature)")
     }
 }
 
@@ -129,9 +126,10 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let d = model.config.embedding_dim;
     let (users, all) = match Backend::new(a.input.device, &model)? {
         Backend::Cpu => encode_cpu(&model, &seqs),
+        #[cfg(feature = "gpu")]
         Backend::Gpu(g) => {
             let o = g.encode(&seqs)?;
-            (o.user_embedding, o.sequence_embeddings.data)
+            (o.user_embeddings, o.sequence_embeddings)
         }
     };
     let offsets = seq_offsets(seqs.iter().map(|s| s.items.len()));
@@ -178,6 +176,7 @@ pub fn retrieve(a: RetrieveArgs) -> Result<()> {
     let (model, seqs) = a.input.load(default_model)?;
     let tops = match Backend::new(a.input.device, &model)? {
         Backend::Cpu => retrieve_cpu(&model, &seqs, a.top_k),
+        #[cfg(feature = "gpu")]
         Backend::Gpu(g) => g.retrieve(&seqs, a.top_k)?,
     };
     let mut out = std::io::stdout().lock();
@@ -234,6 +233,7 @@ pub fn rank(a: RankArgs) -> Result<()> {
                 e
             })
             .collect(),
+        #[cfg(feature = "gpu")]
         Backend::Gpu(g) => g.rank(&seqs, a.microbatch)?,
     };
     bar.finish_and_clear();
