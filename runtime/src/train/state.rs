@@ -1,12 +1,17 @@
-//! The trainer's checkpoint, written every epoch so that `--resume` continues exactly:
-//! `checkpoint/{config.json, model.safetensors}` (the current weights), `checkpoint/optimizer.safetensors`
-//! (AdamW moments, `m.<tensor>` / `v.<tensor>`, f32) and `checkpoint/state.json` ([`TrainState`]).
-//! Every file goes through `write_atomic`; `state.json` is written last, so a crash mid-save
-//! leaves the previous epoch's state pointing at files that are at least as new.
+//! The trainer's checkpoint, written every epoch so that `--resume` continues exactly.
+//!
+//! * `checkpoint/train-<step>.safetensors`: one snapshot of the weights (`w.<tensor>`), the AdamW
+//!   moments (`m.<tensor>`, `v.<tensor>`) and the step, in a single file;
+//! * `checkpoint/state.json` ([`TrainState`]), naming its snapshot;
+//! * `checkpoint/{config.json, model.safetensors}`: the current weights as a model directory.
+//!
+//! Every file goes through `write_atomic`. The snapshot is written under a new name, then
+//! `state.json` is switched to it, then older snapshots are removed: a crash at any moment
+//! leaves a `state.json` whose snapshot is complete and of the same epoch.
 
 use super::adamw::{AdamW, AdamWConfig};
 use super::grads::{tensors_mut, zeros_like};
-use crate::checkpoint::{Weights, load_raw, load_weights, save_model, serialize_tensors, write_atomic};
+use crate::checkpoint::{Weights, load_raw, save_model, serialize_tensors, write_atomic};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -29,6 +34,9 @@ pub struct TrainState {
     pub last_metrics: serde_json::Value,
     /// True once early stopping fired.
     pub stopped_early: bool,
+    /// File name (under `checkpoint/`) of the snapshot this state belongs to.
+    #[serde(default)]
+    pub snapshot: String,
 }
 
 impl TrainState {
@@ -43,6 +51,7 @@ impl TrainState {
             best_metrics: serde_json::Value::Null,
             last_metrics: serde_json::Value::Null,
             stopped_early: false,
+            snapshot: String::new(),
         }
     }
 }
@@ -56,15 +65,30 @@ pub fn save(out: &Path, cfg: &ModelConfig, w: &Weights<f32>, opt: &AdamW<f32>, s
     let dir = checkpoint_dir(out);
     save_model(&dir, cfg, w)?;
     let mut tensors = Vec::new();
-    for (prefix, m) in [("m", &opt.m), ("v", &opt.v)] {
+    for (prefix, m) in [("w", w), ("m", &opt.m), ("v", &opt.v)] {
         for (name, shape, values) in m.named() {
             tensors.push((format!("{prefix}.{name}"), shape, values.to_vec()));
         }
     }
     let bytes = serialize_tensors(&tensors, &[("step".into(), vec![1], vec![opt.step as i64])])?;
-    write_atomic(&dir.join("optimizer.safetensors"), &bytes)?;
-    let json = serde_json::to_string_pretty(state).expect("state serialises");
-    write_atomic(&dir.join("state.json"), json.as_bytes())
+    let snapshot = format!("train-{}.safetensors", opt.step);
+    write_atomic(&dir.join(&snapshot), &bytes)?;
+    let state = TrainState {
+        snapshot: snapshot.clone(),
+        ..state.clone()
+    };
+    let json = serde_json::to_string_pretty(&state).expect("state serialises");
+    write_atomic(&dir.join("state.json"), json.as_bytes())?;
+    // Older snapshots are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("train-") && name.ends_with(".safetensors") && name != snapshot {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Load what [`save`] wrote.
@@ -83,12 +107,27 @@ pub fn load(out: &Path, cfg: &ModelConfig, adamw: AdamWConfig) -> Result<(Weight
             message: "the checkpoint's config differs from --config".into(),
         });
     }
-    let (w, _) = load_weights::<f32>(&dir.join("model.safetensors"), cfg)?;
-    let opt_path = dir.join("optimizer.safetensors");
+    let opt_path = dir.join(&state.snapshot);
+    if state.snapshot.is_empty() || state.snapshot.contains(['/', '\\']) {
+        return Err(Error::Data {
+            path: state_path.clone(),
+            message: format!("no valid snapshot named (got {:?})", state.snapshot),
+        });
+    }
     let raw = load_raw(&opt_path)?;
+    let mut w = Weights::<f32>::seeded(cfg, 0);
     let mut opt = AdamW::new(adamw, &w);
     opt.step = raw.get("step").map_or(0.0, |t| t.values[0]) as u64;
     let names: Vec<String> = w.named().into_iter().map(|(n, _, _)| n).collect();
+    for (name, dst) in names.iter().zip(tensors_mut(&mut w)) {
+        let key = format!("w.{name}");
+        let t = raw.get(&key).filter(|t| t.values.len() == dst.len()).ok_or_else(|| Error::Tensor {
+            path: opt_path.clone(),
+            tensor: key.clone(),
+            message: format!("missing or not of {} values", dst.len()),
+        })?;
+        dst.iter_mut().zip(&t.values).for_each(|(d, &s)| *d = s as f32);
+    }
     for (prefix, m) in [("m", &mut opt.m), ("v", &mut opt.v)] {
         *m = zeros_like(&w);
         for (name, dst) in names.iter().zip(tensors_mut(m)) {

@@ -182,13 +182,15 @@ pub fn train(
     let started = Instant::now();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let ckpt = checkpoint_dir(out);
-    let (mut w, mut opt, mut st) = if resume {
-        if !ckpt.join("state.json").is_file() {
-            return Err(Error::Input(format!("--resume: no checkpoint under {}", ckpt.display())));
-        }
+    let has_checkpoint = ckpt.join("state.json").is_file();
+    if resume && !has_checkpoint {
+        // Killed before its first checkpoint: nothing was done that a fresh start would not redo.
+        tracing::warn!("--resume: no checkpoint under {} yet; starting from the beginning", ckpt.display());
+    }
+    let (mut w, mut opt, mut st) = if resume && has_checkpoint {
         state::load(out, cfg, opts.adamw)?
     } else {
-        if ckpt.join("state.json").is_file() {
+        if has_checkpoint {
             return Err(Error::Input(format!(
                 "{} already holds a training checkpoint: pass --resume to continue it, or choose another --out",
                 out.display()
