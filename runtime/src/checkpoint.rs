@@ -479,12 +479,20 @@ pub fn weights_from_bytes<R: Real>(
     let st = parse(path, bytes)?;
     let expected = expected_tensors(cfg);
     let mut views: HashMap<String, safetensors::tensor::TensorView> = HashMap::new();
-    let mut stored: Vec<(String, safetensors::tensor::TensorView)> = st.iter().map(|(n, v)| (n.to_string(), v)).collect();
+    let mut stored: Vec<(String, safetensors::tensor::TensorView)> =
+        st.iter().map(|(n, v)| (n.to_string(), v)).collect();
     stored.sort_by(|a, b| a.0.cmp(&b.0));
     for (raw_name, view) in stored {
-        let name = raw_name.strip_prefix("module.").unwrap_or(&raw_name).to_string();
+        let name = raw_name
+            .strip_prefix("module.")
+            .unwrap_or(&raw_name)
+            .to_string();
         if views.insert(name.clone(), view).is_some() {
-            return Err(tensor_err(path, &name, "appears twice (with and without `module.`)"));
+            return Err(tensor_err(
+                path,
+                &name,
+                "appears twice (with and without `module.`)",
+            ));
         }
     }
     let mut found: HashMap<String, Vec<R>> = HashMap::new();
@@ -492,16 +500,28 @@ pub fn weights_from_bytes<R: Real>(
     // Checked in the order of the config, so the first error is the same on every run.
     for spec in &expected {
         let Some(view) = views.remove(&spec.name) else {
-            return Err(tensor_err(path, &spec.name, format!("missing (expected shape {:?})", spec.shape)));
+            return Err(tensor_err(
+                path,
+                &spec.name,
+                format!("missing (expected shape {:?})", spec.shape),
+            ));
         };
         if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
-            return Err(tensor_err(path, &spec.name, format!("dtype {:?}; expected F32, F16 or BF16", view.dtype())));
+            return Err(tensor_err(
+                path,
+                &spec.name,
+                format!("dtype {:?}; expected F32, F16 or BF16", view.dtype()),
+            ));
         }
         if view.shape() != spec.shape.as_slice() {
             return Err(tensor_err(
                 path,
                 &spec.name,
-                format!("shape {:?} does not match the config, which implies {:?}", view.shape(), spec.shape),
+                format!(
+                    "shape {:?} does not match the config, which implies {:?}",
+                    view.shape(),
+                    spec.shape
+                ),
             ));
         }
         let values = decode(path, &spec.name, view.dtype(), view.data())?;
@@ -510,10 +530,17 @@ pub fn weights_from_bytes<R: Real>(
             dtype: format!("{:?}", view.dtype()),
             shape: view.shape().to_vec(),
         });
-        found.insert(spec.name.clone(), values.into_iter().map(R::from_f64c).collect());
+        found.insert(
+            spec.name.clone(),
+            values.into_iter().map(R::from_f64c).collect(),
+        );
     }
     if let Some(extra) = views.keys().min() {
-        return Err(tensor_err(path, extra, "unexpected tensor (not part of this config's model)"));
+        return Err(tensor_err(
+            path,
+            extra,
+            "unexpected tensor (not part of this config's model)",
+        ));
     }
     Ok((Weights::from_map(cfg, found), entries))
 }
@@ -610,6 +637,45 @@ mod tests {
         let m = Model::load(&dir).unwrap();
         assert_eq!(m.weights, w);
         assert_eq!(m.tensors.len(), 2 + 5 * cfg.num_blocks);
+    }
+
+    #[test]
+    fn f16_and_bf16_checkpoints_load() {
+        use safetensors::tensor::TensorView;
+        let cfg = ModelConfig::tiny_for_tests();
+        let w = Weights::<f32>::seeded(&cfg, 3);
+        for dtype in [Dtype::F16, Dtype::BF16] {
+            let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = w
+                .named()
+                .into_iter()
+                .map(|(name, shape, v)| {
+                    let bytes = v
+                        .iter()
+                        .flat_map(|&x| match dtype {
+                            Dtype::F16 => half::f16::from_f32(x).to_le_bytes(),
+                            _ => half::bf16::from_f32(x).to_le_bytes(),
+                        })
+                        .collect();
+                    (format!("module.{name}"), shape, bytes)
+                })
+                .collect();
+            let views: Vec<(String, TensorView)> = encoded
+                .iter()
+                .map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
+                .collect();
+            let bytes = safetensors::serialize(views, None).unwrap();
+            let (got, entries) = weights_from_bytes::<f32>(&bytes, Path::new("x"), &cfg).unwrap();
+            assert_eq!(entries[0].dtype, format!("{dtype:?}"));
+            let tol = if dtype == Dtype::F16 { 1e-3 } else { 1e-2 };
+            for ((name, _, a), (_, _, b)) in got.named().into_iter().zip(w.named()) {
+                let err = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(err <= tol * 4.0, "{dtype:?} {name}: {err}");
+            }
+        }
     }
 
     #[test]
