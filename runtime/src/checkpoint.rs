@@ -332,6 +332,11 @@ pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
             format!("file is {} bytes, above the limit {max_bytes}", meta.len()),
         ));
     }
+    // The file, then its tensors as f32 (at most twice the bytes of an f16/bf16 file).
+    crate::limits::check_host_allocation(
+        &format!("reading {}", path.display()),
+        meta.len().saturating_mul(3),
+    )?;
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 

@@ -26,6 +26,7 @@ pub mod eval;
 pub mod evaluate;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod limits;
 pub mod real;
 pub mod reference;
 pub mod rng;

@@ -1,6 +1,8 @@
 //! `hstu encode`, `hstu retrieve`, `hstu rank` (spec section 4).
 
-use super::common::{Device, default_model, default_ranking_model, default_sequences, load_model, progress};
+use super::common::{
+    Device, default_model, default_ranking_model, default_sequences, load_model, progress,
+};
 use anyhow::{Context, Result, bail};
 use hstu_runtime::checkpoint::{Model, serialize_tensors, write_atomic};
 use hstu_runtime::real::sigmoid;
@@ -96,7 +98,9 @@ impl Backend {
     fn gpu(model: &Model) -> Result<Backend> {
         let ctx = hstu_runtime::gpu::GpuContext::new()?;
         tracing::info!(adapter = %ctx.adapter_summary(), "running on the GPU");
-        Ok(Backend::Gpu(Box::new(hstu_runtime::gpu::GpuModel::upload(&ctx, model)?)))
+        Ok(Backend::Gpu(Box::new(hstu_runtime::gpu::GpuModel::upload(
+            &ctx, model,
+        )?)))
     }
 
     #[cfg(not(feature = "gpu"))]
@@ -116,14 +120,25 @@ fn encode_cpu(model: &Model, seqs: &[UserSequence]) -> (Vec<f32>, Vec<f32>) {
         })
         .collect();
     bar.finish_and_clear();
-    let users = outs.iter().flat_map(|o| o.user_embedding.iter().copied()).collect();
-    let all = outs.iter().flat_map(|o| o.sequence_embeddings.data.iter().copied()).collect();
+    let users = outs
+        .iter()
+        .flat_map(|o| o.user_embedding.iter().copied())
+        .collect();
+    let all = outs
+        .iter()
+        .flat_map(|o| o.sequence_embeddings.data.iter().copied())
+        .collect();
     (users, all)
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
     let (model, seqs) = a.input.load(default_model)?;
     let d = model.config.embedding_dim;
+    let tokens: usize = seqs.iter().map(|s| s.items.len()).sum();
+    hstu_runtime::limits::check_host_allocation(
+        "the encoded embeddings",
+        ((tokens + seqs.len()) * d * 4 * 2) as u64,
+    )?;
     let (users, all) = match Backend::new(a.input.device, &model)? {
         Backend::Cpu => encode_cpu(&model, &seqs),
         #[cfg(feature = "gpu")]
@@ -200,14 +215,25 @@ fn order_candidates(model: &Model, seq: &UserSequence, e_c: &[f32]) -> (Vec<u32>
         seq.candidates
             .iter()
             .map(|&c| {
-                let item = reference::ops::l2_normalize(model.weights.item_emb.row(c as usize), cfg.l2_norm_eps);
+                let item = reference::ops::l2_normalize(
+                    model.weights.item_emb.row(c as usize),
+                    cfg.l2_norm_eps,
+                );
                 hstu_runtime::tensor::dot(&user, &item)
             })
             .collect()
     };
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].partial_cmp(&scores[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
-    (order.iter().map(|&i| seq.candidates[i]).collect(), order.iter().map(|&i| scores[i]).collect())
+    order.sort_by(|&a, &b| {
+        scores[b]
+            .partial_cmp(&scores[a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
+    });
+    (
+        order.iter().map(|&i| seq.candidates[i]).collect(),
+        order.iter().map(|&i| scores[i]).collect(),
+    )
 }
 
 pub fn rank(a: RankArgs) -> Result<()> {
@@ -217,10 +243,18 @@ pub fn rank(a: RankArgs) -> Result<()> {
     let (model, seqs) = a.input.load(default_ranking_model)?;
     if let Some(i) = seqs.iter().position(|s| s.candidates.is_empty()) {
         let path = a.input.sequences.clone().unwrap_or_else(default_sequences);
-        bail!("{}:{}: user {} has no `candidates` to rank", path.display(), i + 1, seqs[i].user_id);
+        bail!(
+            "{}:{}: user {} has no `candidates` to rank",
+            path.display(),
+            i + 1,
+            seqs[i].user_id
+        );
     }
     if model.weights.ranking.is_none() {
-        tracing::warn!("{} has no ranking head: candidates are ordered by the retrieval score", model.dir.display());
+        tracing::warn!(
+            "{} has no ranking head: candidates are ordered by the retrieval score",
+            model.dir.display()
+        );
     }
     let backend = Backend::new(a.input.device, &model)?;
     let bar = progress(seqs.len() as u64, "rank");
@@ -228,7 +262,8 @@ pub fn rank(a: RankArgs) -> Result<()> {
         Backend::Cpu => seqs
             .par_iter()
             .map(|s| {
-                let e = reference::rank_candidates(&model.config, &model.weights, s, a.microbatch).data;
+                let e =
+                    reference::rank_candidates(&model.config, &model.weights, s, a.microbatch).data;
                 bar.inc(1);
                 e
             })
@@ -240,7 +275,11 @@ pub fn rank(a: RankArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for (s, e) in seqs.iter().zip(&e_c) {
         let (ids, scores) = order_candidates(&model, s, e);
-        writeln!(out, "{}", serde_json::json!({"user_id": s.user_id, "candidates": ids, "scores": scores}))?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"user_id": s.user_id, "candidates": ids, "scores": scores})
+        )?;
     }
     if let Some(path) = &a.out {
         write_candidates(path, &seqs, e_c, model.config.embedding_dim)?;
@@ -248,7 +287,12 @@ pub fn rank(a: RankArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_candidates(path: &Path, seqs: &[UserSequence], e_c: Vec<Vec<f32>>, d: usize) -> Result<()> {
+fn write_candidates(
+    path: &Path,
+    seqs: &[UserSequence],
+    e_c: Vec<Vec<f32>>,
+    d: usize,
+) -> Result<()> {
     let offsets = seq_offsets(seqs.iter().map(|s| s.candidates.len()));
     let total = *offsets.last().unwrap_or(&0) as usize;
     let flat: Vec<f32> = e_c.into_iter().flatten().collect();
