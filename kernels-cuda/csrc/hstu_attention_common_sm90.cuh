@@ -19,6 +19,17 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
                "r"(bytes));
 }
+// 4- and 8-byte async copies (through L1), zero-filled when !pred.
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool pred) {
+  int bytes = pred ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(bytes));
+}
+__device__ __forceinline__ void cp_async8(void* dst, const void* src, bool pred) {
+  int bytes = pred ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(bytes));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -128,6 +139,59 @@ __device__ __forceinline__ void acc_to_afrag(uint32_t (*pf)[4], const float (*s)
   }
 }
 
+// Multi-tile versions: the warp owns MT m16 tiles (rows a_row0 + 16 mt), so every B fragment
+// loaded by ldmatrix feeds 2 * MT MMAs instead of 2 (shared-memory traffic per FLOP / MT).
+// acc[MT][NC/8][4] += A(16 MT x KD) * B^T, B = rows b_row0..b_row0+NC of sB.
+template <int KD, int NC, int MT>
+__device__ __forceinline__ void warp_gemm_nt_mt(float (*acc)[NC / 8][4], const bf16* sA,
+                                                int a_row0, const bf16* sB, int b_row0,
+                                                int lane) {
+#pragma unroll
+  for (int kk = 0; kk < KD / 16; ++kk) {
+    uint32_t a[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      int r = a_row0 + mt * 16 + (lane & 15), c = kk * 16 + ((lane >> 4) << 3);
+      ldsm_x4(a[mt][0], a[mt][1], a[mt][2], a[mt][3], sA + swz<KD>(r, c));
+    }
+#pragma unroll
+    for (int nn = 0; nn < NC / 16; ++nn) {
+      uint32_t b0, b1, b2, b3;
+      int r = b_row0 + nn * 16 + (lane & 7) + ((lane >> 4) << 3);
+      int c = kk * 16 + (((lane >> 3) & 1) << 3);
+      ldsm_x4(b0, b1, b2, b3, sB + swz<KD>(r, c));
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816(acc[mt][2 * nn], a[mt], b0, b1);
+        mma16816(acc[mt][2 * nn + 1], a[mt], b2, b3);
+      }
+    }
+  }
+}
+
+// acc[MT][D/8][4] += P(16 MT x KN, register A fragments pf[MT][KN/16][4]) * B,
+// B = rows b_row0..b_row0+KN of tile sB ([rows][D] swizzled, read transposed).
+template <int KN, int D, int MT>
+__device__ __forceinline__ void warp_gemm_pn_mt(float (*acc)[D / 8][4],
+                                                const uint32_t (*pf)[KN / 16][4],
+                                                const bf16* sB, int b_row0, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < KN / 16; ++kk) {
+#pragma unroll
+    for (int nn = 0; nn < D / 16; ++nn) {
+      uint32_t b0, b1, b2, b3;
+      int r = b_row0 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+      int c = nn * 16 + ((lane >> 4) << 3);
+      ldsm_x4_t(b0, b1, b2, b3, sB + swz<D>(r, c));
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816(acc[mt][2 * nn], pf[mt][kk], b0, b1);
+        mma16816(acc[mt][2 * nn + 1], pf[mt][kk], b2, b3);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- pointwise math
 __device__ __forceinline__ float tanh_approx(float x) {
   float y;
@@ -156,10 +220,12 @@ struct SeqMask {
 };
 
 // Relative attention bias rab_ij = pos_w[N - 1 + id(j) - id(i)] + ts_w[bucket(t_next(i) - t_j)].
-__device__ __forceinline__ int time_bucket(int64_t dt, float div, int nb) {
+// lg2_scale = ln(2) / divisor, so floor(ln(a) / divisor) = floor(lg2(a) * lg2_scale): one MUFU
+// lg2 and one multiply (no division); a flip needs ln(a) within ~1e-6 of a bucket edge.
+__device__ __forceinline__ int time_bucket(int64_t dt, float lg2_scale, int nb) {
   long long a = dt < 0 ? -dt : dt;
   if (a < 1) a = 1;
-  int b = (int)floorf(__logf((float)a) / div);  // MUFU log; a flip needs ln within ~1e-6 of a bucket edge
+  int b = (int)floorf(__log2f((float)a) * lg2_scale);
   return b < 0 ? 0 : (b > nb ? nb : b);
 }
 
@@ -168,7 +234,7 @@ struct Rab {
   const float* ts_w;
   const int64_t* ts;      // timestamps of this sequence (token 0 of the sequence)
   const int64_t* t_next;  // next-token times of this sequence
-  float div;
+  float div;  // ln(2) / bucket_divisor (see time_bucket)
   int n, nb, U;
   __device__ __forceinline__ int pos_index(int i, int j) const { return n - 1 + min(j, U) - min(i, U); }
   __device__ __forceinline__ int ts_index(int64_t tnext_i, int j) const {

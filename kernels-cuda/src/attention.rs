@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Head dims with a compiled kernel instantiation.
 pub const SUPPORTED_HEAD_DIMS: [usize; 3] = [64, 128, 256];
 
-/// Tile of one kernel instantiation: `rows` = rows per block (16 per warp), `cols` = inner tile.
+/// Tile of one kernel instantiation: `rows` = rows (queries, or keys for dK/dV) per block,
+/// 16 per m16 tile with `rows / (16 * warps)` tiles per warp; `cols` = inner (streamed) tile.
 #[derive(Clone, Copy, Debug)]
 struct Tile {
     rows: usize,
@@ -22,15 +23,18 @@ struct Tile {
     warps: usize,
 }
 
+/// Number of tile variants (0 = default; the last one is the previous, 16-rows-per-warp version).
+pub const TILE_VARIANTS: usize = 4;
+
 static FWD_VARIANT: AtomicUsize = AtomicUsize::new(0);
 static BWD_VARIANT: AtomicUsize = AtomicUsize::new(0);
 
-/// Selects the tile variants of later forward and backward launches (0 = default; 1, 2 = the
-/// alternatives listed at the end of the .cu files). For benchmarks: results are identical up to
-/// summation order.
+/// Selects the tile variants of later forward and backward launches (0 = default; 1..3 = the
+/// alternatives listed at the end of the .cu files, 3 = previous version). For benchmarks:
+/// results are identical up to summation order.
 pub fn set_tile_variants(fwd: usize, bwd: usize) {
-    FWD_VARIANT.store(fwd.min(2), Ordering::Relaxed);
-    BWD_VARIANT.store(bwd.min(2), Ordering::Relaxed);
+    FWD_VARIANT.store(fwd.min(TILE_VARIANTS - 1), Ordering::Relaxed);
+    BWD_VARIANT.store(bwd.min(TILE_VARIANTS - 1), Ordering::Relaxed);
 }
 
 /// Backward variant for head dim d: D = 256 defaults to variant 1 (8 warps), measured 1.3x
@@ -43,41 +47,73 @@ fn bwd_variant(d: usize) -> usize {
 }
 
 fn suffix(v: usize) -> &'static str {
-    ["", "_v1", "_v2"][v]
+    ["", "_v1", "_v2", "_v3"][v]
 }
 
-const fn tile(rows: usize, cols: usize, warps: usize) -> Tile {
-    Tile { rows, cols, warps }
+/// `mt` m16 tiles per warp, `inner` columns, `warps` warps.
+const fn tile(mt: usize, inner: usize, warps: usize) -> Tile {
+    Tile {
+        rows: 16 * mt * warps,
+        cols: inner,
+        warps,
+    }
 }
 
 // Mirror of the instantiation lists at the end of csrc/hstu_attention_{fwd,bwd}_sm90.cu.
 fn fwd_tile(d: usize) -> Tile {
     match (FWD_VARIANT.load(Ordering::Relaxed), d) {
-        (0, 256) => tile(64, 32, 4),
-        (0, _) => tile(128, 64, 8),
-        (1, _) => tile(64, 64, 4),
-        (_, 64) => tile(128, 128, 8),
-        (_, _) => tile(128, 32, 8),
+        (0, 256) | (3, 256) => tile(1, 32, 4),
+        (0, _) => tile(2, 64, 4),
+        (1, 256) => tile(1, 64, 4),
+        (1, _) => tile(2, 32, 4),
+        (2, 256) => tile(1, 32, 8),
+        (2, _) => tile(2, 64, 8),
+        (_, _) => tile(1, 64, 8),
     }
+}
+/// dK/dV as two passes (one accumulator each): D = 256 always, variant 2 for every D.
+fn dkdv_split(d: usize) -> bool {
+    d == 256 || bwd_variant(d) == 2
 }
 fn dkdv_tile(d: usize) -> Tile {
     match (bwd_variant(d), d) {
-        (0, 64) => tile(64, 64, 4),
-        (0, _) => tile(64, 32, 4),
-        (1, 64) => tile(128, 64, 8),
-        (1, _) => tile(128, 32, 8),
-        (_, 64) => tile(64, 32, 4),
-        (_, _) => tile(64, 16, 4),
+        (0, 64) => tile(2, 32, 4),
+        (0, _) => tile(1, 32, 4),
+        (1, 64) => tile(2, 32, 8),
+        (1, _) => tile(1, 32, 8),
+        (2, 64) => tile(2, 64, 4),
+        (2, 128) => tile(2, 32, 4),
+        (2, _) => tile(1, 16, 4),
+        (_, 64) => tile(1, 64, 4),
+        (_, 128) => tile(1, 32, 4),
+        (_, _) => tile(1, 32, 8),
     }
 }
 fn dq_tile(d: usize) -> Tile {
     match (bwd_variant(d), d) {
-        (0, 256) => tile(64, 32, 4),
-        (0, _) => tile(64, 64, 4),
-        (1, 64) => tile(128, 64, 8),
-        (1, _) => tile(128, 32, 8),
-        (_, 256) => tile(64, 16, 4),
-        (_, _) => tile(64, 32, 4),
+        (0, 64) => tile(2, 64, 4),
+        (0, 128) => tile(2, 32, 4),
+        (0, _) => tile(1, 32, 4),
+        (1, 256) => tile(1, 32, 8),
+        (1, _) => tile(2, 32, 8),
+        (2, 64) => tile(2, 32, 4),
+        (2, 128) => tile(2, 16, 4),
+        (2, _) => tile(1, 16, 4),
+        (_, 256) => tile(1, 32, 8),
+        (_, _) => tile(1, 64, 4),
+    }
+}
+
+/// Dynamic shared memory of the forward: Q tile, double-buffered K/V tiles and, with rab, the
+/// staged key timestamps (i64), pos_w slices and the ts_w table (hstu_attention_fwd_sm90.cu).
+fn fwd_smem(t: Tile, d: usize, rab_buckets: Option<usize>) -> usize {
+    let tiles = (t.rows + 4 * t.cols) * d * 2;
+    match rab_buckets {
+        None => tiles,
+        Some(nb) => {
+            let npp = (t.rows + t.cols - 1).div_ceil(4) * 4;
+            tiles + 2 * t.cols * 8 + 2 * npp * 4 + (nb + 1) * 4
+        }
     }
 }
 
@@ -277,7 +313,7 @@ impl CudaDevice {
         let mut p = self.attn_params(x);
         p.out = self.ptr_mut(out);
         let t = fwd_tile(d);
-        let smem = (t.rows + 4 * t.cols) * d * 2;
+        let smem = fwd_smem(t, d, x.rab.as_ref().map(|r| r.num_buckets));
         let rab = if x.rab.is_some() { "rab_" } else { "" };
         let v = suffix(FWD_VARIANT.load(Ordering::Relaxed));
         self.launch_attn(
@@ -320,9 +356,9 @@ impl CudaDevice {
         }
         let t = dkdv_tile(d);
         if x.rab.is_some() {
-            // histograms of dpos_w / dts_w plus one [16][BMQ + 1] dS^T scratch tile per warp
+            // histograms of dpos_w / dts_w plus one [keys][BMQ + 1] dS^T scratch tile per warp
             let hist = 2 * p.rab_n as usize - 1 + p.num_buckets as usize + 1;
-            hist_bytes = (hist + t.warps * 16 * (t.cols + 1)) * 4;
+            hist_bytes = (hist + t.rows * (t.cols + 1)) * 4;
         }
         let rab = if x.rab.is_some() { "rab_" } else { "" };
         let v = suffix(bwd_variant(d));
@@ -335,7 +371,7 @@ impl CudaDevice {
                 value: format!("N = {} needs {smem} bytes", p.rab_n),
             });
         }
-        if d == 256 {
+        if dkdv_split(d) {
             // Two passes keep the accumulators in registers; only the dK pass sums d_rab.
             self.launch_attn(
                 stem,
