@@ -120,9 +120,12 @@ impl BindRange {
 
 const MAX_BIND_GROUPS: usize = 8192;
 
+/// (pipeline label, bindings)
+type BindKey = (String, Vec<(u32, BindRange)>);
+
 #[derive(Default)]
 pub struct BindGroupCache {
-    map: Mutex<HashMap<(String, Vec<(u32, BindRange)>), wgpu::BindGroup>>,
+    map: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
 }
 
 impl GpuContext {

@@ -230,7 +230,9 @@ impl GpuContext {
 
     /// Largest storage binding, bytes.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Err if the device was lost or an uncaptured error happened.

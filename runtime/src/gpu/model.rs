@@ -62,6 +62,9 @@ pub struct GpuModel {
     pub(crate) layers: Vec<GpuLayer>,
     /// Smallest |dt| with bucket >= k, k = 0..=num_time_buckets (u32::MAX when out of u32 range).
     pub(crate) thresholds: Vec<u32>,
+    /// When set, every call records timestamps and adds its GPU time to `gpu_ns`.
+    profiling: std::sync::atomic::AtomicBool,
+    gpu_ns: std::sync::Mutex<f64>,
 }
 
 /// Encoder outputs (spec section 4 `encode`).
@@ -75,10 +78,11 @@ pub struct GpuEncodeOutput {
     pub seq_offsets: Vec<i64>,
 }
 
-/// `bucket` thresholds computed with the reference's own `time_bucket` (exact agreement).
-pub(crate) fn bucket_thresholds(cfg: &ModelConfig) -> Vec<u32> {
-    let tb = |dt: i64| time_bucket(dt, cfg.time_bucket_divisor, cfg.num_time_buckets);
-    (0..=cfg.num_time_buckets)
+/// `thresholds[k]` = smallest `|dt|` with `bucket(dt) >= k`, computed with the reference's own
+/// `time_bucket` so the kernel's f32 estimate, corrected by them, agrees exactly (u32::MAX when out of range).
+pub fn time_bucket_thresholds(divisor: f64, num_buckets: usize) -> Vec<u32> {
+    let tb = |dt: i64| time_bucket(dt, divisor, num_buckets);
+    (0..=num_buckets)
         .map(|k| {
             if k == 0 {
                 return 0;
@@ -94,6 +98,10 @@ pub(crate) fn bucket_thresholds(cfg: &ModelConfig) -> Vec<u32> {
             lo as u32
         })
         .collect()
+}
+
+pub(crate) fn bucket_thresholds(cfg: &ModelConfig) -> Vec<u32> {
+    time_bucket_thresholds(cfg.time_bucket_divisor, cfg.num_time_buckets)
 }
 
 fn storage_with(ctx: &GpuContext, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
@@ -214,7 +222,48 @@ impl GpuModel {
             has_actions,
             layers,
             thresholds: bucket_thresholds(cfg),
+            profiling: false.into(),
+            gpu_ns: std::sync::Mutex::new(0.0),
         })
+    }
+
+    /// Profile every later call with timestamp queries (no cost when off).
+    pub fn set_profiling(&self, on: bool) {
+        self.profiling
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// GPU nanoseconds accumulated by profiled calls since the last take.
+    pub fn take_gpu_ns(&self) -> f64 {
+        self.gpu_ns
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or(0.0)
+    }
+
+    /// A recorder, timestamped when profiling.
+    pub(crate) fn recorder(&self) -> Recorder<'_> {
+        let rec = Recorder::new(&self.ctx);
+        if self.profiling.load(std::sync::atomic::Ordering::Relaxed) {
+            rec.with_profiling(2048)
+        } else {
+            rec
+        }
+    }
+
+    /// Finish `rec`, adding its GPU time when profiling.
+    pub(crate) fn finish(
+        &self,
+        rec: Recorder,
+        reads: &[(&wgpu::Buffer, u64, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let (data, times) = rec.finish_profiled(reads)?;
+        if !times.is_empty()
+            && let Ok(mut g) = self.gpu_ns.lock()
+        {
+            *g += times.iter().map(|t| t.ns).sum::<f64>();
+        }
+        Ok(data)
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -323,16 +372,15 @@ impl TokenBatch {
             seq_offsets.push(seq_offsets[b] + len as u32);
             num_targets.push(cands.len() as u32);
         }
-        if let Some(r) = model.cfg.ranking.as_ref() {
-            if act
+        if let Some(r) = model.cfg.ranking.as_ref()
+            && act
                 .iter()
                 .any(|&a| a != NO_ACTION && a as usize >= r.num_actions)
-            {
-                return Err(Error::Input(format!(
-                    "an action id exceeds num_actions {}",
-                    r.num_actions
-                )));
-            }
+        {
+            return Err(Error::Input(format!(
+                "an action id exceeds num_actions {}",
+                r.num_actions
+            )));
         }
         let mut tokens = ids;
         tokens.extend(pos);
@@ -534,11 +582,11 @@ impl GpuModel {
             let refs: Vec<&UserSequence> = chunk.iter().collect();
             let batch = TokenBatch::new(self, &refs, &[])?;
             let t = batch.total();
-            let mut rec = Recorder::new(&self.ctx);
+            let mut rec = self.recorder();
             let e = self.record_forward(&mut rec, &batch, None, None)?;
             let o = rec.scratch((t * d * 4) as u64)?;
             ops::l2_norm(&mut rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
-            let data = rec.finish(&[(&o, 0, (t * d * 4) as u64)])?;
+            let data = self.finish(rec, &[(&o, 0, (t * d * 4) as u64)])?;
             let emb: Vec<f32> = super::record::to_f32(&data[0]);
             let base = out.sequence_embeddings.len() / d;
             for w in batch.seq_offsets.windows(2) {

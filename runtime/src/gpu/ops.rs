@@ -40,6 +40,7 @@ pub struct ItemChunk {
 }
 
 /// `out[t] = ItemEmb[id_t] * sqrt(D) + PosEmb[pos_t] (+ ActionEmb[a_t])`, `tokens = [ids | positions | actions]`.
+#[allow(clippy::too_many_arguments)]
 pub fn embedding(
     rec: &mut Recorder,
     tokens_buf: &wgpu::Buffer,
@@ -221,7 +222,7 @@ pub fn matmul(
             let sg = rec.ctx.coop_subgroup_size().ok_or_else(|| {
                 Error::Gpu("cooperative matrices need a fixed subgroup size".into())
             })?;
-            if p.k % 16 != 0 || p.lda % 16 != 0 || p.ldb % 16 != 0 {
+            if !p.k.is_multiple_of(16) || !p.lda.is_multiple_of(16) || !p.ldb.is_multiple_of(16) {
                 return Err(Error::Input(format!(
                     "coop matmul needs k, lda, ldb multiples of 16, got {p:?}"
                 )));
@@ -236,7 +237,12 @@ pub fn matmul(
             (groups(p.n as usize, 128), groups(p.m as usize, 128), 1),
         ),
     };
-    if p.lda % 4 != 0 || p.ldb % 4 != 0 || p.ldc % 4 != 0 || p.n % 4 != 0 || p.k % 4 != 0 {
+    if !p.lda.is_multiple_of(4)
+        || !p.ldb.is_multiple_of(4)
+        || !p.ldc.is_multiple_of(4)
+        || !p.n.is_multiple_of(4)
+        || !p.k.is_multiple_of(4)
+    {
         return Err(Error::Input(format!(
             "matmul strides must be multiples of 4: {p:?}"
         )));
@@ -320,7 +326,7 @@ pub fn attention(
             let sg = rec.ctx.coop_subgroup_size().ok_or_else(|| {
                 Error::Gpu("cooperative matrices need a fixed subgroup size".into())
             })?;
-            if p.dqk % 16 != 0 || p.dv % 16 != 0 || p.dv > 128 {
+            if !p.dqk.is_multiple_of(16) || !p.dv.is_multiple_of(16) || p.dv > 128 {
                 return Err(Error::Input(format!(
                     "coop attention needs dqk, dv multiples of 16 and dv <= 128, got {} / {}",
                     p.dqk, p.dv

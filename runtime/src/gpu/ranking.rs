@@ -36,9 +36,9 @@ impl GpuModel {
         let layers = (0..self.layers.len())
             .map(|_| self.ctx.take_buffer(bytes, STORAGE))
             .collect::<Result<Vec<_>>>()?;
-        let mut rec = Recorder::new(&self.ctx);
+        let mut rec = self.recorder();
         self.record_forward(&mut rec, &batch, Some(&layers), None)?;
-        rec.submit()?;
+        self.finish(rec, &[])?;
         // t_next of the last history token is t_q by construction.
         let query_time = batch.times[u - 1];
         Ok(GpuKvCache {
@@ -80,7 +80,7 @@ impl GpuModel {
         let mut meta = vec![0u32, total as u32, m as u32];
         meta.extend(&self.thresholds);
 
-        let mut rec = Recorder::new(&self.ctx);
+        let mut rec = self.recorder();
         let tokens = rec.upload(&tokens)?;
         let times = rec.upload(&times)?;
         let meta = rec.upload(&meta)?;
@@ -146,7 +146,7 @@ impl GpuModel {
                 &e,
             )?;
         }
-        let data = rec.finish(&[(&e, 0, (m * d.d4 * 4) as u64)])?;
+        let data = self.finish(rec, &[(&e, 0, (m * d.d4 * 4) as u64)])?;
         let padded = to_f32(&data[0]);
         Ok(padded
             .chunks(d.d4)
@@ -161,10 +161,10 @@ impl GpuModel {
         let batch = TokenBatch::new(self, &[seq], &[candidates])?;
         let t = batch.total();
         let u = t - candidates.len();
-        let mut rec = Recorder::new(&self.ctx);
+        let mut rec = self.recorder();
         let e = self.record_forward(&mut rec, &batch, None, None)?;
         let bytes = (candidates.len() * d.d4 * 4) as u64;
-        let data = rec.finish(&[(&e, (u * d.d4 * 4) as u64, bytes)])?;
+        let data = self.finish(rec, &[(&e, (u * d.d4 * 4) as u64, bytes)])?;
         Ok(to_f32(&data[0])
             .chunks(d.d4)
             .flat_map(|row| row[..d.d].iter().copied())

@@ -3,7 +3,7 @@
 
 use super::model::{GpuModel, TokenBatch};
 use super::ops;
-use super::record::{Recorder, to_f32, to_u32};
+use super::record::{to_f32, to_u32};
 use crate::error::Result;
 use crate::reference::TopK;
 use crate::sequences::UserSequence;
@@ -26,7 +26,7 @@ impl GpuModel {
             let refs: Vec<&UserSequence> = chunk.iter().collect();
             let batch = TokenBatch::new(self, &refs, &[])?;
             let (b, t) = (batch.batch(), batch.total());
-            let mut rec = Recorder::new(&self.ctx);
+            let mut rec = self.recorder();
             let e = self.record_forward(&mut rec, &batch, None, None)?;
             let o = rec.scratch((t * d * 4) as u64)?;
             ops::l2_norm(&mut rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
@@ -54,7 +54,7 @@ impl GpuModel {
                 self.cfg.l2_norm_eps,
             )?;
             let bytes = (b * k * 4) as u64;
-            let data = rec.finish(&[(&scores, 0, bytes), (&ids, 0, bytes)])?;
+            let data = self.finish(rec, &[(&scores, 0, bytes), (&ids, 0, bytes)])?;
             let (s, ids) = (to_f32(&data[0]), to_u32(&data[1]));
             for u in 0..b {
                 let mut top = TopK {
