@@ -5,6 +5,7 @@ mod data;
 mod eval;
 mod infer;
 mod info;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     Rank(infer::RankArgs),
     /// Evaluate a model on a data set (leave-one-out, full-catalogue ranking); prints one JSON object.
     Eval(eval::EvalArgs),
+    /// Train a model on the CPU (sampled softmax; ranking BCE when the config has `ranking`); checkpoints every epoch.
+    Train(train::TrainArgs),
     /// Fetch, prepare and describe data sets.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -47,6 +50,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Retrieve(a) => infer::retrieve(a),
         Command::Rank(a) => infer::rank(a),
         Command::Eval(a) => eval::run(a),
+        Command::Train(a) => train::run(a),
         Command::Data(c) => data::run(c),
     };
     match result {
@@ -62,6 +66,8 @@ pub fn main() -> std::process::ExitCode {
 
 /// A closed stdout (`hstu retrieve | head`) ends the command quietly.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

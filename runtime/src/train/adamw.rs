@@ -64,7 +64,9 @@ impl<R: Real> AdamW<R> {
         let decay = R::from_f64c(1.0 - c.lr * c.weight_decay);
         let grads = g.named();
         let params = tensors_mut(w).into_iter();
-        let moments = tensors_mut(&mut self.m).into_iter().zip(tensors_mut(&mut self.v));
+        let moments = tensors_mut(&mut self.m)
+            .into_iter()
+            .zip(tensors_mut(&mut self.v));
         for ((p, (_, _, gt)), (m, v)) in params.zip(grads).zip(moments) {
             for i in 0..p.len() {
                 let gi = gt[i];
@@ -96,7 +98,10 @@ mod tests {
         opt.update(&mut w, &g);
         let d0 = w.layers[0].o_b[0] - before.layers[0].o_b[0];
         let d1 = w.layers[0].o_b[1] - before.layers[0].o_b[1];
-        assert!((d0 + 1e-3).abs() < 1e-9 && (d1 - 1e-3).abs() < 1e-9, "{d0} {d1}");
+        assert!(
+            (d0 + 1e-3).abs() < 1e-9 && (d1 - 1e-3).abs() < 1e-9,
+            "{d0} {d1}"
+        );
         assert_eq!(w.layers[0].o_b[2], before.layers[0].o_b[2]);
     }
 }

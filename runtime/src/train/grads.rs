@@ -62,7 +62,12 @@ impl<R: Real> Grads<R> {
         for (d, (_, _, s)) in tensors_mut(&mut self.w).into_iter().zip(src) {
             d.iter_mut().zip(s.iter()).for_each(|(a, &b)| *a += b);
         }
-        for (a, &b) in self.item_normed.data.iter_mut().zip(&other.item_normed.data) {
+        for (a, &b) in self
+            .item_normed
+            .data
+            .iter_mut()
+            .zip(&other.item_normed.data)
+        {
             *a += b;
         }
     }

@@ -55,7 +55,11 @@ mod tests {
             a[i] += h;
             b[i] -= h;
             let fd = (f(&a) - f(&b)) / (2.0 * h);
-            assert!((fd - grad[i]).abs() < 1e-6, "coord {i}: fd {fd} vs {}", grad[i]);
+            assert!(
+                (fd - grad[i]).abs() < 1e-6,
+                "coord {i}: fd {fd} vs {}",
+                grad[i]
+            );
         }
     }
 
@@ -67,10 +71,22 @@ mod tests {
         assert_eq!(y, layer_norm(&x, 1e-6));
         let mut dx = vec![0.0; 5];
         layer_norm_backward(&y, rstd, &w, &mut dx);
-        let loss = |x: &[f64]| layer_norm(x, 1e-6).iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+        let loss = |x: &[f64]| {
+            layer_norm(x, 1e-6)
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+        };
         check(&loss, &x, &dx);
         let de = l2_normalize_backward(&x, &w, 1e-6);
-        let loss = |x: &[f64]| l2_normalize(x, 1e-6).iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+        let loss = |x: &[f64]| {
+            l2_normalize(x, 1e-6)
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+        };
         check(&loss, &x, &de);
         for &v in &x {
             let fd = (crate::real::silu(v + 1e-6) - crate::real::silu(v - 1e-6)) / 2e-6;

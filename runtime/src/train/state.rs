@@ -61,7 +61,13 @@ pub fn checkpoint_dir(out: &Path) -> PathBuf {
 }
 
 /// Write the weights, the optimizer and the state of the end of an epoch.
-pub fn save(out: &Path, cfg: &ModelConfig, w: &Weights<f32>, opt: &AdamW<f32>, state: &TrainState) -> Result<()> {
+pub fn save(
+    out: &Path,
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    opt: &AdamW<f32>,
+    state: &TrainState,
+) -> Result<()> {
     let dir = checkpoint_dir(out);
     save_model(&dir, cfg, w)?;
     let mut tensors = Vec::new();
@@ -92,7 +98,11 @@ pub fn save(out: &Path, cfg: &ModelConfig, w: &Weights<f32>, opt: &AdamW<f32>, s
 }
 
 /// Load what [`save`] wrote.
-pub fn load(out: &Path, cfg: &ModelConfig, adamw: AdamWConfig) -> Result<(Weights<f32>, AdamW<f32>, TrainState)> {
+pub fn load(
+    out: &Path,
+    cfg: &ModelConfig,
+    adamw: AdamWConfig,
+) -> Result<(Weights<f32>, AdamW<f32>, TrainState)> {
     let dir = checkpoint_dir(out);
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
@@ -121,23 +131,33 @@ pub fn load(out: &Path, cfg: &ModelConfig, adamw: AdamWConfig) -> Result<(Weight
     let names: Vec<String> = w.named().into_iter().map(|(n, _, _)| n).collect();
     for (name, dst) in names.iter().zip(tensors_mut(&mut w)) {
         let key = format!("w.{name}");
-        let t = raw.get(&key).filter(|t| t.values.len() == dst.len()).ok_or_else(|| Error::Tensor {
-            path: opt_path.clone(),
-            tensor: key.clone(),
-            message: format!("missing or not of {} values", dst.len()),
-        })?;
-        dst.iter_mut().zip(&t.values).for_each(|(d, &s)| *d = s as f32);
+        let t = raw
+            .get(&key)
+            .filter(|t| t.values.len() == dst.len())
+            .ok_or_else(|| Error::Tensor {
+                path: opt_path.clone(),
+                tensor: key.clone(),
+                message: format!("missing or not of {} values", dst.len()),
+            })?;
+        dst.iter_mut()
+            .zip(&t.values)
+            .for_each(|(d, &s)| *d = s as f32);
     }
     for (prefix, m) in [("m", &mut opt.m), ("v", &mut opt.v)] {
         *m = zeros_like(&w);
         for (name, dst) in names.iter().zip(tensors_mut(m)) {
             let key = format!("{prefix}.{name}");
-            let t = raw.get(&key).filter(|t| t.values.len() == dst.len()).ok_or_else(|| Error::Tensor {
-                path: opt_path.clone(),
-                tensor: key.clone(),
-                message: format!("missing or not of {} values", dst.len()),
-            })?;
-            dst.iter_mut().zip(&t.values).for_each(|(d, &s)| *d = s as f32);
+            let t = raw
+                .get(&key)
+                .filter(|t| t.values.len() == dst.len())
+                .ok_or_else(|| Error::Tensor {
+                    path: opt_path.clone(),
+                    tensor: key.clone(),
+                    message: format!("missing or not of {} values", dst.len()),
+                })?;
+            dst.iter_mut()
+                .zip(&t.values)
+                .for_each(|(d, &s)| *d = s as f32);
         }
     }
     Ok((w, opt, state))

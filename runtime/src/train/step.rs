@@ -46,15 +46,26 @@ pub fn retrieval_example<R: Real>(
     let (l, d) = (tape.e.rows, tape.e.cols);
     let mut o = Mat::zeros(l, d);
     for t in 0..l {
-        o.row_mut(t).copy_from_slice(&l2_normalize(tape.e.row(t), cfg.l2_norm_eps));
+        o.row_mut(t)
+            .copy_from_slice(&l2_normalize(tape.e.row(t), cfg.l2_norm_eps));
     }
     let positives = autoregressive_positives(seq);
     let mut d_o = Mat::zeros(l, d);
-    let sum = loss.loss(&o, &positives, items_normed, rng, &mut d_o, &mut g.item_normed);
+    let sum = loss.loss(
+        &o,
+        &positives,
+        items_normed,
+        rng,
+        &mut d_o,
+        &mut g.item_normed,
+    );
     let mut de = Mat::zeros(l, d);
     for t in 0..l {
-        de.row_mut(t)
-            .copy_from_slice(&l2_normalize_backward(tape.e.row(t), d_o.row(t), cfg.l2_norm_eps));
+        de.row_mut(t).copy_from_slice(&l2_normalize_backward(
+            tape.e.row(t),
+            d_o.row(t),
+            cfg.l2_norm_eps,
+        ));
     }
     backward(cfg, w, &tokens, &index, &tape, de, &mut g.w);
     (sum, l)
@@ -69,7 +80,10 @@ pub fn ranking_example<R: Real>(
     rng: &mut Rng,
     g: &mut Grads<R>,
 ) -> (LossSum, usize) {
-    let head = w.ranking.as_ref().expect("a ranking model has a ranking head");
+    let head = w
+        .ranking
+        .as_ref()
+        .expect("a ranking model has a ranking head");
     let seq = &ex.sequence;
     let tokens = Tokens::new(seq, &seq.candidates);
     let index = RabIndex::new(cfg, &tokens);
@@ -78,7 +92,10 @@ pub fn ranking_example<R: Real>(
     let tasks = head.mlp2_b.len();
     let mut de = Mat::zeros(tape.e.rows, d);
     let mut sum = LossSum::default();
-    let gh = g.w.ranking.as_mut().expect("gradients shaped like the weights");
+    let gh =
+        g.w.ranking
+            .as_mut()
+            .expect("gradients shaped like the weights");
     for c in 0..seq.candidates.len() {
         let labels = &ex.labels[c * tasks..][..tasks];
         let (l, d_e) = ranking_head_bce(head, tape.e.row(u + c), labels, gh);
@@ -113,7 +130,9 @@ pub fn batch_grads<R: Real, E: Sync>(
         })
         .collect();
     let mut it = parts.into_iter();
-    let (mut g, mut sum, mut tokens) = it.next().unwrap_or_else(|| (Grads::zeros(w), LossSum::default(), 0));
+    let (mut g, mut sum, mut tokens) = it
+        .next()
+        .unwrap_or_else(|| (Grads::zeros(w), LossSum::default(), 0));
     for (pg, ps, pt) in it {
         g.add(&pg);
         sum.add(ps);

@@ -54,7 +54,13 @@ fn dropout_mask<R: Real>(rng: &mut Rng, len: usize, rate: f64) -> Option<Vec<R>>
     let keep = R::from_f64c(1.0 / (1.0 - rate));
     Some(
         (0..len)
-            .map(|_| if rng.uniform() < rate { R::zero() } else { keep })
+            .map(|_| {
+                if rng.uniform() < rate {
+                    R::zero()
+                } else {
+                    keep
+                }
+            })
             .collect(),
     )
 }
@@ -105,7 +111,8 @@ impl RabIndex {
             for j in 0..t {
                 if valid(i, j, self.num_history, 0) {
                     let x = i * t + j;
-                    out[x] = layer.pos_w[self.pos[x] as usize] + layer.ts_w[self.bucket[x] as usize];
+                    out[x] =
+                        layer.pos_w[self.pos[x] as usize] + layer.ts_w[self.bucket[x] as usize];
                 }
             }
         }
@@ -164,7 +171,10 @@ fn layer_forward<R: Real>(
 ) -> LayerTape<R> {
     let (t_len, d, hdv) = (e.rows, cfg.embedding_dim, cfg.hdv());
     let (mut n, mut rstd_n) = (Mat::zeros(t_len, d), Vec::with_capacity(t_len));
-    let (mut pre, mut uvqk) = (Mat::zeros(t_len, cfg.uvqk_dim()), Mat::zeros(t_len, cfg.uvqk_dim()));
+    let (mut pre, mut uvqk) = (
+        Mat::zeros(t_len, cfg.uvqk_dim()),
+        Mat::zeros(t_len, cfg.uvqk_dim()),
+    );
     let (mut q, mut k, mut v) = (Vec::new(), Vec::new(), Vec::new());
     for t in 0..t_len {
         let (nt, r) = layer_norm_rstd(e.row(t), cfg.layer_norm_eps);
@@ -184,8 +194,18 @@ fn layer_forward<R: Real>(
     let rab_fn = |_b: usize, i: usize, j: usize| rab[i * t_len + j];
     let targets = [t_len - index.num_history];
     let p = attention_params(cfg);
-    let attn = hstu_attention(&q, &k, &v, &[0, t_len], Some(&targets), &p, Some(&rab_fn), None);
-    let (mut attn_ln, mut rstd_a, mut y_d) = (Mat::zeros(t_len, hdv), Vec::new(), Mat::zeros(t_len, hdv));
+    let attn = hstu_attention(
+        &q,
+        &k,
+        &v,
+        &[0, t_len],
+        Some(&targets),
+        &p,
+        Some(&rab_fn),
+        None,
+    );
+    let (mut attn_ln, mut rstd_a, mut y_d) =
+        (Mat::zeros(t_len, hdv), Vec::new(), Mat::zeros(t_len, hdv));
     for t in 0..t_len {
         let (a, r) = layer_norm_rstd(&attn[t * hdv..][..hdv], cfg.layer_norm_eps);
         let (u, _, _, _) = split_uvqk(cfg, uvqk.row(t));
@@ -200,7 +220,20 @@ fn layer_forward<R: Real>(
         attn_ln.row_mut(t).copy_from_slice(&a);
         rstd_a.push(r);
     }
-    LayerTape { n, rstd_n, pre, uvqk, q, k, v, rab, attn_ln, rstd_a, y_mask, y_d }
+    LayerTape {
+        n,
+        rstd_n,
+        pre,
+        uvqk,
+        q,
+        k,
+        v,
+        rab,
+        attn_ln,
+        rstd_a,
+        y_mask,
+        y_d,
+    }
 }
 
 /// Training forward of `tokens`; dropout masks are drawn from `rng` when given.
@@ -226,7 +259,11 @@ pub fn forward<R: Real>(
             .and_then(|r| dropout_mask::<R>(r, e.rows * cfg.hdv(), dropout.linear));
         layers.push(layer_forward(cfg, layer, index, &mut e, y_mask));
     }
-    Tape { input_mask, layers, e }
+    Tape {
+        input_mask,
+        layers,
+        e,
+    }
 }
 
 /// Backward of one layer: `de` (gradient of the layer output) becomes the gradient of its input.
@@ -254,7 +291,9 @@ fn layer_backward<R: Real>(
             }
         }
         if let Some(m) = &tape.y_mask {
-            dyt.iter_mut().zip(&m[t * hdv..][..hdv]).for_each(|(x, &k)| *x *= k);
+            dyt.iter_mut()
+                .zip(&m[t * hdv..][..hdv])
+                .for_each(|(x, &k)| *x *= k);
         }
     }
     // y = u * LN(attn)
@@ -277,7 +316,14 @@ fn layer_backward<R: Real>(
     let targets = [t_len - index.num_history];
     let p = attention_params(cfg);
     let ag = hstu_attention_backward(
-        &tape.q, &tape.k, &tape.v, &[0, t_len], Some(&targets), &p, Some(&rab_fn), &d_attn,
+        &tape.q,
+        &tape.k,
+        &tape.v,
+        &[0, t_len],
+        Some(&targets),
+        &p,
+        Some(&rab_fn),
+        &d_attn,
         Some(&mut sink),
     );
     for i in 0..t_len {
@@ -333,7 +379,12 @@ pub fn backward<R: Real>(
     let scale = R::from_f64c((cfg.embedding_dim as f64).sqrt());
     for t in 0..tokens.len() {
         let det = de.row(t);
-        for (gi, &x) in g.item_emb.row_mut(tokens.items[t] as usize).iter_mut().zip(det) {
+        for (gi, &x) in g
+            .item_emb
+            .row_mut(tokens.items[t] as usize)
+            .iter_mut()
+            .zip(det)
+        {
             *gi += x * scale;
         }
         for (gp, &x) in g.pos_emb.row_mut(tokens.positions[t]).iter_mut().zip(det) {

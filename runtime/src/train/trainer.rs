@@ -117,13 +117,19 @@ impl MetricsLog {
 
 /// Validation: the metrics object and the score that early stopping maximises
 /// (retrieval NDCG@10; ranking minus the mean NE over tasks).
-fn validate(cfg: &ModelConfig, w: &Weights<f32>, data: &TrainData) -> (serde_json::Map<String, Value>, f64) {
+fn validate(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    data: &TrainData,
+) -> (serde_json::Map<String, Value>, f64) {
     match data {
         TrainData::Retrieval { valid, .. } => {
             let m = evaluate_retrieval(cfg, w, valid);
             (m.to_json(), m.ndcg[0])
         }
-        TrainData::Ranking { valid, task_names, .. } => {
+        TrainData::Ranking {
+            valid, task_names, ..
+        } => {
             let tasks = evaluate_ranking(cfg, w, valid, task_names);
             let mut o = serde_json::Map::new();
             for t in &tasks {
@@ -155,12 +161,20 @@ enum Epoch<'a> {
     Ranking(Vec<RankingExample>),
 }
 
-fn epoch_examples<'a>(data: &'a TrainData, cfg: &ModelConfig, seed: u64, epoch: usize) -> Epoch<'a> {
+fn epoch_examples<'a>(
+    data: &'a TrainData,
+    cfg: &ModelConfig,
+    seed: u64,
+    epoch: usize,
+) -> Epoch<'a> {
     let mut rng = Rng::new(seed).fork(SHUFFLE_STREAM + epoch as u64);
     match data {
-        TrainData::Retrieval { train, .. } => {
-            Epoch::Retrieval(permutation(train.len(), &mut rng).into_iter().map(|i| &train[i]).collect())
-        }
+        TrainData::Retrieval { train, .. } => Epoch::Retrieval(
+            permutation(train.len(), &mut rng)
+                .into_iter()
+                .map(|i| &train[i])
+                .collect(),
+        ),
         TrainData::Ranking { users, .. } => Epoch::Ranking(
             permutation(users.len(), &mut rng)
                 .into_iter()
@@ -185,7 +199,10 @@ pub fn train(
     let has_checkpoint = ckpt.join("state.json").is_file();
     if resume && !has_checkpoint {
         // Killed before its first checkpoint: nothing was done that a fresh start would not redo.
-        tracing::warn!("--resume: no checkpoint under {} yet; starting from the beginning", ckpt.display());
+        tracing::warn!(
+            "--resume: no checkpoint under {} yet; starting from the beginning",
+            ckpt.display()
+        );
     }
     let (mut w, mut opt, mut st) = if resume && has_checkpoint {
         state::load(out, cfg, opts.adamw)?
@@ -196,15 +213,27 @@ pub fn train(
                 out.display()
             )));
         }
-        (init.clone(), AdamW::new(opts.adamw, &init), TrainState::new(opts.seed))
+        (
+            init.clone(),
+            AdamW::new(opts.adamw, &init),
+            TrainState::new(opts.seed),
+        )
     };
     if resume && st.seed != opts.seed {
-        tracing::warn!(saved = st.seed, given = opts.seed, "--resume keeps the checkpoint's seed");
+        tracing::warn!(
+            saved = st.seed,
+            given = opts.seed,
+            "--resume keeps the checkpoint's seed"
+        );
     }
     let seed = st.seed;
     let mut log = MetricsLog::open(out, resume)?;
     let dropout = Dropout::of_config(cfg);
-    let loss = SampledSoftmax { num_negatives: opts.num_negatives, temperature: opts.temperature, num_items: cfg.num_items };
+    let loss = SampledSoftmax {
+        num_negatives: opts.num_negatives,
+        temperature: opts.temperature,
+        num_items: cfg.num_items,
+    };
     let (mut train_tokens, mut train_secs) = (0usize, 0.0f64);
     while st.epochs_done < opts.epochs && !st.stopped_early {
         let epoch = st.epochs_done + 1;
@@ -232,7 +261,9 @@ pub fn train(
                     batch_grads(&w, &v[range], &rng, &f)
                 }
                 Epoch::Ranking(v) => {
-                    let f = |ex: &RankingExample, r: &mut Rng, g: &mut _| ranking_example(cfg, &w, dropout, ex, r, g);
+                    let f = |ex: &RankingExample, r: &mut Rng, g: &mut _| {
+                        ranking_example(cfg, &w, dropout, ex, r, g)
+                    };
                     batch_grads(&w, &v[range], &rng, &f)
                 }
             };
@@ -250,18 +281,24 @@ pub fn train(
             epoch_loss += sum.sum;
             epoch_count += sum.count;
             let tps = tokens as f64 / secs.max(1e-9);
-            log.write(&json!({"step": st.step, "epoch": epoch, "loss": mean, "tokens_per_s": tps}))?;
+            log.write(
+                &json!({"step": st.step, "epoch": epoch, "loss": mean, "tokens_per_s": tps}),
+            )?;
             bar.set_message(format!("epoch {epoch} loss {mean:.4} {tps:.0} tok/s"));
             bar.inc(1);
         }
         bar.finish_and_clear();
         if let Some((name, i, x)) = w.find_non_finite() {
-            return Err(Error::NonFinite(format!("after epoch {epoch}: `{name}`[{i}] = {x}")));
+            return Err(Error::NonFinite(format!(
+                "after epoch {epoch}: `{name}`[{i}] = {x}"
+            )));
         }
         let (metrics, score) = validate(cfg, &w, data);
         let mut line = json!({"step": st.step, "epoch": epoch, "split": "valid",
             "train_loss": epoch_loss / epoch_count.max(1) as f64});
-        line.as_object_mut().expect("object").extend(metrics.clone());
+        line.as_object_mut()
+            .expect("object")
+            .extend(metrics.clone());
         log.write(&line)?;
         tracing::info!(epoch, step = st.step, train_loss = epoch_loss / epoch_count.max(1) as f64, valid = %serde_json::Value::Object(metrics.clone()), "epoch done");
         st.epochs_done = epoch;

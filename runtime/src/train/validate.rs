@@ -4,9 +4,9 @@
 use crate::checkpoint::Weights;
 use crate::config::ModelConfig;
 use crate::data::ranking::RankingExample;
+use crate::reference::encode_user;
 use crate::reference::ranking::{rank_candidates, ranking_logits};
 use crate::reference::retrieval::normalized_items;
-use crate::reference::encode_user;
 use crate::sequences::UserSequence;
 use crate::tensor::dot;
 use rayon::prelude::*;
@@ -17,7 +17,12 @@ pub const KS: [usize; 3] = [10, 50, 200];
 
 /// 1-based rank of `target` among items `1..=num_items` outside `history`, by score
 /// `user . normalize(item)`; items scoring equal to the target count before it when their id is smaller.
-pub fn target_rank(user: &[f32], items_normed: &crate::tensor::Mat<f32>, history: &[u32], target: u32) -> usize {
+pub fn target_rank(
+    user: &[f32],
+    items_normed: &crate::tensor::Mat<f32>,
+    history: &[u32],
+    target: u32,
+) -> usize {
     let excluded: HashSet<u32> = history.iter().copied().filter(|&c| c != target).collect();
     let st = dot(user, items_normed.row(target as usize));
     let mut rank = 1;
@@ -44,7 +49,10 @@ pub struct RetrievalMetrics {
 
 impl RetrievalMetrics {
     pub fn from_ranks(ranks: &[usize]) -> Self {
-        let mut m = RetrievalMetrics { users: ranks.len(), ..Default::default() };
+        let mut m = RetrievalMetrics {
+            users: ranks.len(),
+            ..Default::default()
+        };
         let n = ranks.len().max(1) as f64;
         for &r in ranks {
             for (i, &k) in KS.iter().enumerate() {
@@ -71,7 +79,11 @@ impl RetrievalMetrics {
 }
 
 /// Retrieval metrics of `w` on sequences with a `target`.
-pub fn evaluate_retrieval(cfg: &ModelConfig, w: &Weights<f32>, seqs: &[UserSequence]) -> RetrievalMetrics {
+pub fn evaluate_retrieval(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    seqs: &[UserSequence],
+) -> RetrievalMetrics {
     let items = normalized_items(&w.item_emb, cfg.l2_norm_eps);
     let ranks: Vec<usize> = seqs
         .par_iter()
@@ -98,16 +110,29 @@ pub struct TaskMetrics {
 /// NE = mean log loss / entropy of the base rate.
 pub fn normalized_entropy(logits: &[f64], labels: &[f64]) -> (f64, f64, f64) {
     let n = labels.len().max(1) as f64;
-    let ll: f64 = logits.iter().zip(labels).map(|(&z, &y)| super::loss::bce_with_logits(z, y)).sum::<f64>() / n;
+    let ll: f64 = logits
+        .iter()
+        .zip(labels)
+        .map(|(&z, &y)| super::loss::bce_with_logits(z, y))
+        .sum::<f64>()
+        / n;
     let p = labels.iter().sum::<f64>() / n;
-    let h = if p <= 0.0 || p >= 1.0 { f64::NAN } else { -(p * p.ln() + (1.0 - p) * (1.0 - p).ln()) };
+    let h = if p <= 0.0 || p >= 1.0 {
+        f64::NAN
+    } else {
+        -(p * p.ln() + (1.0 - p) * (1.0 - p).ln())
+    };
     (ll / h, ll, p)
 }
 
 /// Area under the ROC curve (ties get the average rank).
 pub fn auc(scores: &[f64], labels: &[f64]) -> f64 {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].partial_cmp(&scores[b]).unwrap_or(std::cmp::Ordering::Equal));
+    idx.sort_by(|&a, &b| {
+        scores[a]
+            .partial_cmp(&scores[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let (mut rank_sum, mut i) = (0.0, 0);
     while i < idx.len() {
         let mut j = i;
@@ -128,7 +153,12 @@ pub fn auc(scores: &[f64], labels: &[f64]) -> f64 {
 }
 
 /// NE and AUC per task of a ranking model on `examples` (M-FALCON forward, micro-batch 10).
-pub fn evaluate_ranking(cfg: &ModelConfig, w: &Weights<f32>, examples: &[RankingExample], task_names: &[String]) -> Vec<TaskMetrics> {
+pub fn evaluate_ranking(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    examples: &[RankingExample],
+    task_names: &[String],
+) -> Vec<TaskMetrics> {
     let per: Vec<(Vec<f64>, Vec<f64>)> = examples
         .par_iter()
         .map(|ex| {
@@ -150,11 +180,17 @@ pub fn evaluate_ranking(cfg: &ModelConfig, w: &Weights<f32>, examples: &[Ranking
                 y.extend(ly.iter().skip(t).step_by(tasks));
             }
             let (ne, log_loss, base_rate) = normalized_entropy(&z, &y);
-            TaskMetrics { name: task_names[t].clone(), ne, auc: auc(&z, &y), log_loss, base_rate, count: y.len() }
+            TaskMetrics {
+                name: task_names[t].clone(),
+                ne,
+                auc: auc(&z, &y),
+                log_loss,
+                base_rate,
+                count: y.len(),
+            }
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -169,6 +205,9 @@ mod tests {
         let (ne, _, _) = normalized_entropy(&[z; 10], &[1., 1., 1., 0., 0., 0., 0., 0., 0., 0.]);
         assert!((ne - 1.0).abs() < 1e-12);
         let m = RetrievalMetrics::from_ranks(&[1, 3, 100]);
-        assert!((m.hr[0] - 2.0 / 3.0).abs() < 1e-12 && (m.mrr - (1.0 + 1.0 / 3.0 + 0.01) / 3.0).abs() < 1e-12);
+        assert!(
+            (m.hr[0] - 2.0 / 3.0).abs() < 1e-12
+                && (m.mrr - (1.0 + 1.0 / 3.0 + 0.01) / 3.0).abs() < 1e-12
+        );
     }
 }
