@@ -66,8 +66,8 @@ impl ExplorerApp {
             }
             Event::Backend(name) => s.backend = name,
             Event::Models { retrieval, ranking } => {
-                s.model = Some(retrieval);
-                s.ranking_model = Some(ranking);
+                s.model = Some(*retrieval);
+                s.ranking_model = Some(*ranking);
             }
             Event::Data(data, sources) => {
                 s.reset_user_views();
@@ -139,6 +139,7 @@ impl ExplorerApp {
                 .dropped_files
                 .iter()
                 .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
         for path in dropped {

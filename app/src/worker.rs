@@ -27,8 +27,8 @@ pub enum Event {
     },
     Backend(String),
     Models {
-        retrieval: ModelCard,
-        ranking: ModelCard,
+        retrieval: Box<ModelCard>,
+        ranking: Box<ModelCard>,
     },
     Data(Arc<DataSet>, Sources),
     Training(Option<TrainingLog>, String),
@@ -227,8 +227,8 @@ impl Core {
                 (m, card)
             };
         self.out.send(Event::Models {
-            retrieval: retrieval_card,
-            ranking: ranking_card,
+            retrieval: Box::new(retrieval_card),
+            ranking: Box::new(ranking_card),
         });
         self.out.progress("loading data", 0.5);
         let data = Arc::new(DataSet::load_or_synthetic(

@@ -45,7 +45,12 @@ fn searching_filters_users() {
     let id = h.state().state.data.as_ref().expect("data").users[10]
         .user_id
         .to_string();
-    h.get_by_label("search id or title").type_text(&id);
+    // The search field is the second text input of the window (after the path field).
+    let fields: Vec<_> = h
+        .get_all_by_role(egui::accesskit::Role::TextInput)
+        .collect();
+    assert_eq!(fields.len(), 2, "path field and user search");
+    fields[1].type_text(&id);
     h.run_steps(2);
     let s = &mut h.state_mut().state;
     let hits = s.filtered_users().to_vec();
@@ -66,7 +71,7 @@ fn changing_layer_and_head() {
         .layers
         .len();
     assert!(layers >= 2, "the bundled model has {layers} layers");
-    h.get_by_label("layer 0").click();
+    h.get_by_label("Layer").click();
     h.run_steps(2);
     h.get_by_label("layer 1").click();
     h.run_steps(2);
@@ -74,9 +79,14 @@ fn changing_layer_and_head() {
     let heads = h.state().state.current_analysis().expect("analysis").layers[1]
         .heads
         .len();
-    h.get_by_label("head 0").click();
+    h.get_by_label("Head").click();
     h.run_steps(2);
-    h.get_by_label(&format!("head {}", heads - 1)).click();
+    // The option is the last node with this label.
+    let last = format!("head {}", heads - 1);
+    h.get_all_by_label(&last)
+        .last()
+        .expect("head option")
+        .click();
     h.run_steps(2);
     assert_eq!(h.state().state.attention.head, heads - 1);
 }

@@ -76,7 +76,7 @@ pub fn attention_ui(ui: &mut egui::Ui, state: &mut AppState) {
 fn selectors_ui(ui: &mut egui::Ui, state: &mut AppState, a: &UserAnalysis) {
     let view = &mut state.attention;
     ui.horizontal(|ui| {
-        egui::ComboBox::from_id_salt("attention-layer")
+        egui::ComboBox::new("attention-layer", "Layer")
             .selected_text(format!("layer {}", view.layer))
             .show_ui(ui, |ui| {
                 for l in 0..a.layers.len() {
@@ -84,7 +84,7 @@ fn selectors_ui(ui: &mut egui::Ui, state: &mut AppState, a: &UserAnalysis) {
                 }
             });
         let heads = a.layers.first().map_or(0, |l| l.heads.len());
-        egui::ComboBox::from_id_salt("attention-head")
+        egui::ComboBox::new("attention-head", "Head")
             .selected_text(format!("head {}", view.head))
             .show_ui(ui, |ui| {
                 for h in 0..heads {
@@ -220,6 +220,6 @@ pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
+        format!("{}...", s.chars().take(n - 1).collect::<String>())
     }
 }

@@ -23,7 +23,7 @@ pub fn ranking_ui(ui: &mut egui::Ui, state: &mut AppState) {
             ""
         };
         ui.label(format!(
-            "ranking model {} — {head}{seeded}",
+            "ranking model {} - {head}{seeded}",
             card.dir.display()
         ));
     }
@@ -60,20 +60,23 @@ fn settings_ui(ui: &mut egui::Ui, state: &mut AppState) {
                 );
             }
             SourceKind::Random => {
-                ui.label("count");
-                ui.add(egui::DragValue::new(&mut r.count).range(1..=200));
-                ui.label("seed");
-                ui.add(egui::DragValue::new(&mut r.seed));
+                let l = ui.label("count");
+                ui.add(egui::DragValue::new(&mut r.count).range(1..=200))
+                    .labelled_by(l.id);
+                let l = ui.label("seed");
+                ui.add(egui::DragValue::new(&mut r.seed)).labelled_by(l.id);
             }
             SourceKind::Retrieval => {
-                ui.label("count");
-                ui.add(egui::DragValue::new(&mut r.count).range(1..=200));
+                let l = ui.label("count");
+                ui.add(egui::DragValue::new(&mut r.count).range(1..=200))
+                    .labelled_by(l.id);
             }
         }
     });
     ui.horizontal(|ui| {
-        ui.label("micro-batch");
-        ui.add(egui::DragValue::new(&mut state.ranking.microbatch).range(1..=64));
+        let l = ui.label("micro-batch");
+        ui.add(egui::DragValue::new(&mut state.ranking.microbatch).range(1..=64))
+            .labelled_by(l.id);
         if ui.button("Prefill").clicked() {
             state.start_ranking();
         }
@@ -103,7 +106,7 @@ fn report_ui(ui: &mut egui::Ui, state: &AppState, run: &RankingRun) {
         if state.show_timings {
             format!("{v:.2} ms")
         } else {
-            "— ms".into()
+            "- ms".into()
         }
     };
     ui.label(format!(
@@ -119,7 +122,7 @@ fn report_ui(ui: &mut egui::Ui, state: &AppState, run: &RankingRun) {
         run.scored(),
         run.candidates.len(),
         run.steps.len(),
-        if run.is_done() { " — done" } else { "" }
+        if run.is_done() { " - done" } else { "" }
     ));
     if !run.steps.is_empty() {
         egui::Grid::new("ranking-steps")
@@ -172,7 +175,7 @@ fn candidates_ui(ui: &mut egui::Ui, state: &AppState, run: &RankingRun) {
                                 ui.colored_label(egui::Color32::LIGHT_GREEN, format!("{s:.4}  new"))
                             }
                             Some(s) => ui.monospace(format!("{s:.4}")),
-                            None => ui.weak("…"),
+                            None => ui.weak("..."),
                         };
                         ui.end_row();
                     }

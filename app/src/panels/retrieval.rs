@@ -44,9 +44,9 @@ pub fn retrieval_ui(ui: &mut egui::Ui, state: &mut AppState) {
                     "target {} at rank {rank}{}",
                     state.title(t),
                     if hit {
-                        format!(" — HIT@{}", r.k)
+                        format!(" - HIT@{}", r.k)
                     } else {
-                        format!(" — miss@{}", r.k)
+                        format!(" - miss@{}", r.k)
                     }
                 );
                 ui.colored_label(super::TARGET, text);
@@ -92,7 +92,7 @@ pub fn retrieval_ui(ui: &mut egui::Ui, state: &mut AppState) {
                         if is_target {
                             ui.colored_label(
                                 super::TARGET,
-                                format!("★ {title}  (held-out target)"),
+                                format!("> {title}  (held-out target)"),
                             );
                         } else {
                             ui.label(title);

@@ -28,7 +28,7 @@ pub fn timeline_ui(ui: &mut egui::Ui, state: &mut AppState) {
     ui.horizontal(|ui| {
         ui.strong(format!("user {}", user.user_id));
         ui.label(format!(
-            "{} interactions, {} → {}",
+            "{} interactions, {} to {}",
             user.items.len(),
             timefmt::date(user.timestamps[0]),
             timefmt::date(*user.timestamps.last().unwrap_or(&0))
@@ -104,7 +104,7 @@ pub fn timeline_ui(ui: &mut egui::Ui, state: &mut AppState) {
             }
             for (r, pts) in by_rating {
                 if !pts.is_empty() {
-                    let color = viridis((f32::from(r) - 1.0) / 4.0);
+                    let color = viridis(0.2 + 0.8 * (f32::from(r) - 1.0) / 4.0);
                     plot.add(
                         Points::new(format!("rating {r}"), pts)
                             .radius(3.5)

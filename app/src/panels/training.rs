@@ -1,6 +1,7 @@
 //! Training curves from the model directory's `metrics.jsonl`: loss (and throughput) per step,
 //! and every evaluation metric (HR@K, NDCG@K, ...) with its best point.
 
+use crate::colormap::viridis;
 use crate::state::AppState;
 use egui_plot::{Legend, Line, Plot, Points};
 
@@ -47,10 +48,11 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut AppState) {
         .legend(Legend::default())
         .x_axis_label("step")
         .show(ui, |plot| {
-            for name in log.metric_names() {
+            for (k, name) in log.metric_names().into_iter().enumerate() {
                 let series = log.metric_series(&name);
-                plot.line(Line::new(name.clone(), series.clone()));
-                plot.add(Points::new(name, series).radius(2.5));
+                let color = viridis(0.15 + 0.8 * k as f32 / 3.0);
+                plot.line(Line::new(name.clone(), series.clone()).color(color));
+                plot.add(Points::new(name, series).radius(2.5).color(color));
             }
         });
 }

@@ -34,9 +34,15 @@ pub fn adapter_or_skip(test: &str) -> bool {
     }
 }
 
-/// The bundled sources (model dirs and sample data, or their documented fallbacks).
+/// The bundled sources (model dirs and sample data, or their documented fallbacks), as paths
+/// relative to the crate (tests run in `app/`) so that snapshots do not depend on the checkout.
 pub fn bundled() -> Sources {
-    Sources::bundled()
+    let assets = std::path::Path::new("../assets");
+    Sources {
+        model_dir: assets.join("ml-100k-hstu"),
+        ranking_dir: assets.join("ml-100k-hstu-ranking"),
+        data_path: assets.join("sample_sequences.jsonl"),
+    }
 }
 
 /// A harness of `size` that draws `panel` inside a central panel of an app opened on `sources`;
