@@ -345,6 +345,297 @@ __device__ __forceinline__ void attn_bwd_dq(const HstuAttnParams& p) {
     }
 }
 
+// Previous version (16 keys / rows per warp), kept as variant 3.
+template <int D, int BNK, int BMQ, int NW, bool RAB, bool DO_DK, bool DO_DV>
+__device__ __forceinline__ void attn_bwd_dkdv_legacy(const HstuAttnParams& p) {
+  constexpr int NT = NW * 32;
+  static_assert(BNK == 16 * NW, "one warp per 16 keys");
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* sK = reinterpret_cast<bf16*>(smem_raw);  // [BNK][D]
+  bf16* sV = sK + BNK * D;                        // [BNK][D]
+  bf16* sQ = sV + BNK * D;                        // [2][BMQ][D]
+  bf16* sO = sQ + 2 * BMQ * D;                    // [2][BMQ][D]  (dout)
+  float* hpos = reinterpret_cast<float*>(sO + 2 * BMQ * D);  // [2 rab_n - 1]  (RAB)
+  float* hts = hpos + (2 * p.rab_n - 1);                      // [num_buckets + 1]
+  float* sdiag = hts + (p.num_buckets + 1);                   // [NW][16][BMQ + 1] dS^T scratch
+
+  const int nblk = gridDim.x - 1 - blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int64_t start = p.seq_offsets[b];
+  const int L = (int)(p.seq_offsets[b + 1] - start);
+  const int j0 = nblk * BNK;
+  if (j0 >= L) return;
+  const int U = L - (p.num_targets ? (int)p.num_targets[b] : 0);
+  const SeqMask mask{L, U, p.max_attn_len};
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int64_t stride = p.token_stride;
+  const int64_t hoff = start * stride + h * D;
+
+  // Query rows that can see keys [j0, j0 + BNK).
+  int qlo = (j0 / BMQ) * BMQ;
+  int qhi = L;
+  if (j0 >= U) qhi = min(L, j0 + BNK);  // candidate keys are seen by themselves only
+  else if (p.max_attn_len > 0 && U == L) qhi = min(L, j0 + BNK + p.max_attn_len);
+  const int nblocks = (qhi - qlo + BMQ - 1) / BMQ;
+
+  Rab rab;
+  if (RAB) {
+    rab = Rab{p.pos_w, p.ts_w, p.timestamps + start, p.t_next + start, 0.69314718f / p.bucket_divisor, p.rab_n,
+              p.num_buckets, U};
+    const int nh = 2 * p.rab_n - 1 + p.num_buckets + 1;
+    for (int x = tid; x < nh; x += NT) hpos[x] = 0.f;
+  }
+
+  load_tile<BNK, D, NT>(sK, p.k + hoff, stride, j0, L, tid);
+  load_tile<BNK, D, NT>(sV, p.v + hoff, stride, j0, L, tid);
+  load_tile<BMQ, D, NT>(sQ, p.q + hoff, stride, qlo, L, tid);
+  load_tile<BMQ, D, NT>(sO, p.dout + hoff, stride, qlo, L, tid);
+  cp_async_commit();
+
+  float dk[DO_DK ? D / 8 : 1][4];
+  float dv[DO_DV ? D / 8 : 1][4];
+#pragma unroll
+  for (int a = 0; a < (DO_DK ? D / 8 : 1); ++a) dk[a][0] = dk[a][1] = dk[a][2] = dk[a][3] = 0.f;
+#pragma unroll
+  for (int a = 0; a < (DO_DV ? D / 8 : 1); ++a) dv[a][0] = dv[a][1] = dv[a][2] = dv[a][3] = 0.f;
+
+  for (int it = 0; it < nblocks; ++it) {
+    const int i0 = qlo + it * BMQ;
+    const int st = it & 1;
+    if (it + 1 < nblocks) {
+      load_tile<BMQ, D, NT>(sQ + (st ^ 1) * BMQ * D, p.q + hoff, stride, i0 + BMQ, L, tid);
+      load_tile<BMQ, D, NT>(sO + (st ^ 1) * BMQ * D, p.dout + hoff, stride, i0 + BMQ, L, tid);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* q_t = sQ + st * BMQ * D;
+    const bf16* o_t = sO + st * BMQ * D;
+
+    float s[BMQ / 8][4];  // S^T: rows = this warp's 16 keys, cols = BMQ queries
+#pragma unroll
+    for (int a = 0; a < BMQ / 8; ++a) s[a][0] = s[a][1] = s[a][2] = s[a][3] = 0.f;
+    warp_gemm_nt<D, BMQ>(s, sK, warp * 16, q_t, 0, lane);
+    float gp[DO_DK ? BMQ / 8 : 1][4];  // dP^T
+    if (DO_DK) {
+#pragma unroll
+      for (int a = 0; a < BMQ / 8; ++a) gp[a][0] = gp[a][1] = gp[a][2] = gp[a][3] = 0.f;
+      warp_gemm_nt<D, BMQ>(gp, sV, warp * 16, o_t, 0, lane);
+    }
+
+    const bool full = mask.tile_full(i0, BMQ, j0, BNK);
+    // d_rab: pos_w by diagonals through a per-warp scratch tile when the whole tile is history
+    // (pos index n-1+j-i), else per element; ts_w by runs of equal buckets per thread.
+    const bool rab_grad = RAB && DO_DK && p.dpos_w != nullptr;
+    const bool diag = i0 + BMQ <= U && j0 + BNK <= U;
+    float* sd = sdiag + warp * 16 * (BMQ + 1);
+    int run_t = -1;
+    float run_sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < BMQ / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int jl = g + 8 * (e >> 1), il = nt * 8 + 2 * t4 + (e & 1);
+        const int j = j0 + warp * 16 + jl;
+        const int i = i0 + il;
+        bool ok = full || mask.valid(i, j);
+        float x = p.alpha * s[nt][e];
+        int pidx = 0, tidx = 0;
+        if (RAB && ok) {
+          pidx = rab.pos_index(i, j);
+          tidx = rab.ts_index(rab.t_next[i], j);
+          x += __ldg(rab.pos_w + pidx) + __ldg(rab.ts_w + tidx);
+        }
+        float a, ds;
+        silu_bwd(x, DO_DK ? gp[DO_DK ? nt : 0][e] : 0.f, p.inv_n, a, ds);
+        ds = ok ? ds : 0.f;
+        s[nt][e] = ok ? a : 0.f;
+        if (DO_DK) gp[DO_DK ? nt : 0][e] = ds;
+        if (rab_grad) {
+          if (diag) sd[jl * (BMQ + 1) + il] = ds;
+          else if (ok) atomicAdd(hpos + pidx, ds);
+          if (ok) {
+            if (tidx != run_t) {
+              if (run_t >= 0) atomicAdd(hts + run_t, run_sum);
+              run_t = tidx;
+              run_sum = 0.f;
+            }
+            run_sum += ds;
+          }
+        }
+      }
+    }
+    if (rab_grad) {
+      if (run_t >= 0) atomicAdd(hts + run_t, run_sum);
+      if (diag) {
+        __syncwarp();
+        const int base = p.rab_n - 1 + (j0 + warp * 16 - i0) - (BMQ - 1);
+        for (int dd = lane; dd < 16 + BMQ - 1; dd += 32) {
+          float acc = 0.f;
+#pragma unroll
+          for (int jl = 0; jl < 16; ++jl) {
+            int il = jl - dd + BMQ - 1;
+            if (il >= 0 && il < BMQ) acc += sd[jl * (BMQ + 1) + il];
+          }
+          int pidx = base + dd;
+          if (acc != 0.f && pidx >= 0 && pidx < 2 * p.rab_n - 1) atomicAdd(hpos + pidx, acc);
+        }
+        __syncwarp();
+      }
+    }
+    if (DO_DV) {
+      uint32_t pf[BMQ / 16][4];
+      acc_to_afrag<BMQ>(pf, s);
+      warp_gemm_pn<BMQ, D>(dv, pf, o_t, 0, lane);
+    }
+    if (DO_DK) {
+      uint32_t pf[BMQ / 16][4];
+      acc_to_afrag<BMQ>(pf, gp);
+      warp_gemm_pn<BMQ, D>(dk, pf, q_t, 0, lane);
+    }
+    __syncthreads();
+  }
+
+  // Epilogue: keys < L only.
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int j = j0 + warp * 16 + g + 8 * r;
+    if (j < L) {
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+        const int64_t off = hoff + (int64_t)j * stride + nt * 8 + 2 * t4;
+        if (DO_DK)
+          *reinterpret_cast<uint32_t*>(p.dk + off) =
+              pack_bf16(p.alpha * dk[DO_DK ? nt : 0][2 * r], p.alpha * dk[DO_DK ? nt : 0][2 * r + 1]);
+        if (DO_DV)
+          *reinterpret_cast<uint32_t*>(p.dv + off) =
+              pack_bf16(dv[DO_DV ? nt : 0][2 * r], dv[DO_DV ? nt : 0][2 * r + 1]);
+      }
+    }
+  }
+  if (RAB && DO_DK && p.dpos_w) {
+    __syncthreads();
+    const int np = 2 * p.rab_n - 1;
+    for (int x = tid; x < np; x += NT)
+      if (hpos[x] != 0.f) atomicAdd(p.dpos_w + x, hpos[x]);
+    for (int x = tid; x <= p.num_buckets; x += NT)
+      if (hts[x] != 0.f) atomicAdd(p.dts_w + x, hts[x]);
+  }
+}
+
+template <int D, int BM, int BN, int NW, bool RAB>
+__device__ __forceinline__ void attn_bwd_dq_legacy(const HstuAttnParams& p) {
+  constexpr int NT = NW * 32;
+  static_assert(BM == 16 * NW, "one warp per 16 query rows");
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [BM][D]
+  bf16* sO = sQ + BM * D;                         // [BM][D] (dout)
+  bf16* sK = sO + BM * D;                         // [2][BN][D]
+  bf16* sV = sK + 2 * BN * D;                     // [2][BN][D]
+
+  const int mblk = gridDim.x - 1 - blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int64_t start = p.seq_offsets[b];
+  const int L = (int)(p.seq_offsets[b + 1] - start);
+  const int i0 = mblk * BM;
+  if (i0 >= L) return;
+  const int U = L - (p.num_targets ? (int)p.num_targets[b] : 0);
+  const SeqMask mask{L, U, p.max_attn_len};
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int64_t stride = p.token_stride;
+  const int64_t hoff = start * stride + h * D;
+
+  const int hi = min(L, i0 + BM);
+  int lo = 0;
+  if (p.max_attn_len > 0) lo = max(0, min(i0, U) - p.max_attn_len);
+  lo = (lo / BN) * BN;
+  const int nblocks = (hi - lo + BN - 1) / BN;
+
+  Rab rab;
+  int64_t tn[2] = {0, 0};
+  if (RAB) {
+    rab = Rab{p.pos_w, p.ts_w, p.timestamps + start, p.t_next + start, 0.69314718f / p.bucket_divisor, p.rab_n,
+              p.num_buckets, U};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      int i = i0 + warp * 16 + g + 8 * r;
+      tn[r] = i < L ? rab.t_next[i] : 0;
+    }
+  }
+
+  load_tile<BM, D, NT>(sQ, p.q + hoff, stride, i0, L, tid);
+  load_tile<BM, D, NT>(sO, p.dout + hoff, stride, i0, L, tid);
+  load_tile<BN, D, NT>(sK, p.k + hoff, stride, lo, L, tid);
+  load_tile<BN, D, NT>(sV, p.v + hoff, stride, lo, L, tid);
+  cp_async_commit();
+
+  float dq[D / 8][4];
+#pragma unroll
+  for (int a = 0; a < D / 8; ++a) dq[a][0] = dq[a][1] = dq[a][2] = dq[a][3] = 0.f;
+
+  for (int it = 0; it < nblocks; ++it) {
+    const int j0 = lo + it * BN;
+    const int st = it & 1;
+    if (it + 1 < nblocks) {
+      load_tile<BN, D, NT>(sK + (st ^ 1) * BN * D, p.k + hoff, stride, j0 + BN, L, tid);
+      load_tile<BN, D, NT>(sV + (st ^ 1) * BN * D, p.v + hoff, stride, j0 + BN, L, tid);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* k_t = sK + st * BN * D;
+    const bf16* v_t = sV + st * BN * D;
+
+    float s[BN / 8][4], gp[BN / 8][4];
+#pragma unroll
+    for (int a = 0; a < BN / 8; ++a) {
+      s[a][0] = s[a][1] = s[a][2] = s[a][3] = 0.f;
+      gp[a][0] = gp[a][1] = gp[a][2] = gp[a][3] = 0.f;
+    }
+    warp_gemm_nt<D, BN>(s, sQ, warp * 16, k_t, 0, lane);
+    warp_gemm_nt<D, BN>(gp, sO, warp * 16, v_t, 0, lane);
+
+    const bool full = mask.tile_full(i0, BM, j0, BN);
+#pragma unroll
+    for (int nt = 0; nt < BN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = i0 + warp * 16 + g + 8 * (e >> 1);
+        const int j = j0 + nt * 8 + 2 * t4 + (e & 1);
+        bool ok = full || mask.valid(i, j);
+        float x = p.alpha * s[nt][e];
+        if (RAB && ok) x += rab.bias(tn[e >> 1], i, j);
+        float a, ds;
+        silu_bwd(x, gp[nt][e], p.inv_n, a, ds);
+        gp[nt][e] = ok ? ds : 0.f;
+      }
+    }
+    uint32_t pf[BN / 16][4];
+    acc_to_afrag<BN>(pf, gp);
+    warp_gemm_pn<BN, D>(dq, pf, k_t, 0, lane);
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = i0 + warp * 16 + g + 8 * r;
+    if (i < L) {
+#pragma unroll
+      for (int nt = 0; nt < D / 8; ++nt) {
+        const int64_t off = hoff + (int64_t)i * stride + nt * 8 + 2 * t4;
+        *reinterpret_cast<uint32_t*>(p.dq + off) =
+            pack_bf16(p.alpha * dq[nt][2 * r], p.alpha * dq[nt][2 * r + 1]);
+      }
+    }
+  }
+}
+
 }  // namespace hstu
 
 // ---- instantiations (V = variant suffix; MT = m16 tiles per warp, rows per block 16 MT NW) ----
@@ -395,11 +686,29 @@ HSTU_BWD_DKDV(_dv, _v2, 256, 1, 16, 4, false, true)
 HSTU_BWD_DQ(_v2, 64, 2, 32, 4)
 HSTU_BWD_DQ(_v2, 128, 2, 16, 4)
 HSTU_BWD_DQ(_v2, 256, 1, 16, 4)
-// variant 3: previous version (16 keys / rows per warp)
-HSTU_BWD_DKDV(, _v3, 64, 1, 64, 4, true, true)
-HSTU_BWD_DKDV(, _v3, 128, 1, 32, 4, true, true)
-HSTU_BWD_DKDV(_dk, _v3, 256, 1, 32, 8, true, false)
-HSTU_BWD_DKDV(_dv, _v3, 256, 1, 32, 8, false, true)
-HSTU_BWD_DQ(_v3, 64, 1, 64, 4)
-HSTU_BWD_DQ(_v3, 128, 1, 64, 4)
-HSTU_BWD_DQ(_v3, 256, 1, 32, 8)
+// variant 3: previous version, verbatim (dK/dV: BNK keys x BMQ queries; dQ: BM x BN)
+#define HSTU_BWD_DKDV_LEGACY(NAME, V, D, BNK, BMQ, NW, DK, DV)                               \
+  extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
+      hstu_attention_bwd_dkdv##NAME##_d##D##V(const HstuAttnParams p) {                       \
+    hstu::attn_bwd_dkdv_legacy<D, BNK, BMQ, NW, false, DK, DV>(p);                            \
+  }                                                                                           \
+  extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
+      hstu_attention_bwd_dkdv##NAME##_rab_d##D##V(const HstuAttnParams p) {                   \
+    hstu::attn_bwd_dkdv_legacy<D, BNK, BMQ, NW, true, DK, DV>(p);                             \
+  }
+#define HSTU_BWD_DQ_LEGACY(V, D, BM, BN, NW)                                                  \
+  extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
+      hstu_attention_bwd_dq_d##D##V(const HstuAttnParams p) {                                 \
+    hstu::attn_bwd_dq_legacy<D, BM, BN, NW, false>(p);                                        \
+  }                                                                                           \
+  extern "C" __global__ void __launch_bounds__(NW * 32)                                       \
+      hstu_attention_bwd_dq_rab_d##D##V(const HstuAttnParams p) {                             \
+    hstu::attn_bwd_dq_legacy<D, BM, BN, NW, true>(p);                                         \
+  }
+HSTU_BWD_DKDV_LEGACY(, _v3, 64, 64, 64, 4, true, true)
+HSTU_BWD_DKDV_LEGACY(, _v3, 128, 64, 32, 4, true, true)
+HSTU_BWD_DKDV_LEGACY(_dk, _v3, 256, 128, 32, 8, true, false)
+HSTU_BWD_DKDV_LEGACY(_dv, _v3, 256, 128, 32, 8, false, true)
+HSTU_BWD_DQ_LEGACY(_v3, 64, 64, 64, 4)
+HSTU_BWD_DQ_LEGACY(_v3, 128, 64, 64, 4)
+HSTU_BWD_DQ_LEGACY(_v3, 256, 128, 32, 8)

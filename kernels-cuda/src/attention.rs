@@ -23,27 +23,40 @@ struct Tile {
     warps: usize,
 }
 
-/// Number of tile variants (0 = default; the last one is the previous, 16-rows-per-warp version).
+/// Number of compiled tile variants: 0..=2 are the multi-tile (MT) kernels listed at the end of
+/// the .cu files, 3 is the previous version verbatim (16 rows per warp).
 pub const TILE_VARIANTS: usize = 4;
+/// Per-head-dim default choice (see [`set_tile_variants`]).
+pub const DEFAULT_VARIANT: usize = usize::MAX;
 
-static FWD_VARIANT: AtomicUsize = AtomicUsize::new(0);
-static BWD_VARIANT: AtomicUsize = AtomicUsize::new(0);
+static FWD_VARIANT: AtomicUsize = AtomicUsize::new(DEFAULT_VARIANT);
+static BWD_VARIANT: AtomicUsize = AtomicUsize::new(DEFAULT_VARIANT);
 
-/// Selects the tile variants of later forward and backward launches (0 = default; 1..3 = the
-/// alternatives listed at the end of the .cu files, 3 = previous version). For benchmarks:
-/// results are identical up to summation order.
+/// Selects the tile variants of later forward and backward launches: `0..TILE_VARIANTS` pin one
+/// variant for every head dim, anything larger (e.g. [`DEFAULT_VARIANT`]) restores the per-D
+/// defaults. For benchmarks: results are identical up to summation order.
 pub fn set_tile_variants(fwd: usize, bwd: usize) {
-    FWD_VARIANT.store(fwd.min(TILE_VARIANTS - 1), Ordering::Relaxed);
-    BWD_VARIANT.store(bwd.min(TILE_VARIANTS - 1), Ordering::Relaxed);
+    FWD_VARIANT.store(fwd, Ordering::Relaxed);
+    BWD_VARIANT.store(bwd, Ordering::Relaxed);
 }
 
-/// Backward variant for head dim d: D = 256 defaults to variant 1 (8 warps), measured 1.3x
-/// faster than variant 0 on the H200 (kernels-cuda/BENCHMARKS-cuda.md).
-fn bwd_variant(d: usize) -> usize {
-    match BWD_VARIANT.load(Ordering::Relaxed) {
-        0 if d == 256 => 1,
-        v => v,
+/// Defaults measured on the H200 (kernels-cuda/BENCHMARKS-cuda.md, h200_mt_variants.log):
+/// D = 128 uses the 32-rows-per-warp kernels (variant 0: fwd 194 vs 161 TFLOP/s at N = 8192);
+/// D = 64 and 256 keep the previous kernels (variant 3), which the MT kernels did not beat.
+fn resolve(v: usize, d: usize) -> usize {
+    if v < TILE_VARIANTS {
+        v
+    } else if d == 128 {
+        0
+    } else {
+        3
     }
+}
+fn fwd_variant(d: usize) -> usize {
+    resolve(FWD_VARIANT.load(Ordering::Relaxed), d)
+}
+fn bwd_variant(d: usize) -> usize {
+    resolve(BWD_VARIANT.load(Ordering::Relaxed), d)
 }
 
 fn suffix(v: usize) -> &'static str {
@@ -61,7 +74,7 @@ const fn tile(mt: usize, inner: usize, warps: usize) -> Tile {
 
 // Mirror of the instantiation lists at the end of csrc/hstu_attention_{fwd,bwd}_sm90.cu.
 fn fwd_tile(d: usize) -> Tile {
-    match (FWD_VARIANT.load(Ordering::Relaxed), d) {
+    match (fwd_variant(d), d) {
         (0, 256) | (3, 256) => tile(1, 32, 4),
         (0, _) => tile(2, 64, 4),
         (1, 256) => tile(1, 64, 4),
@@ -315,7 +328,7 @@ impl CudaDevice {
         let t = fwd_tile(d);
         let smem = fwd_smem(t, d, x.rab.as_ref().map(|r| r.num_buckets));
         let rab = if x.rab.is_some() { "rab_" } else { "" };
-        let v = suffix(FWD_VARIANT.load(Ordering::Relaxed));
+        let v = suffix(fwd_variant(d));
         self.launch_attn(
             "hstu_attention_fwd_sm90",
             &format!("hstu_attention_fwd_{rab}d{d}{v}"),

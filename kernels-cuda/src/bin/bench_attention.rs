@@ -503,7 +503,10 @@ const GOAL: (f64, f64) = (600.0, 520.0);
 
 /// Default-variant D = 128 no-rab results against the anchors.
 fn print_anchors(results: &[serde_json::Value]) {
-    println!("\nvs anchors (D=128, no rab; TFLOP/s fwd / fwd+bwd; goal {} / {}):", GOAL.0, GOAL.1);
+    println!(
+        "\nvs anchors (D=128, no rab; TFLOP/s fwd / fwd+bwd; goal {} / {}):",
+        GOAL.0, GOAL.1
+    );
     for &(n, jagged, tf, tb, cf, cb) in ANCHORS {
         let hit = results.iter().find(|r| {
             r["variant"].is_null()
@@ -580,7 +583,10 @@ fn main() -> Result<()> {
                 }
             }
         }
-        hstu_cuda::attention::set_tile_variants(0, 0);
+        hstu_cuda::attention::set_tile_variants(
+            hstu_cuda::attention::DEFAULT_VARIANT,
+            hstu_cuda::attention::DEFAULT_VARIANT,
+        );
     }
     let ns: &[usize] = if quick {
         &[1024, 8192]
