@@ -28,10 +28,9 @@ const F64_GRAD_RELATIVE: f64 = 1e-10;
 const FINITE_DIFFERENCE: f64 = 1e-6;
 
 /// Gradients of `sum(sequence_embeddings * W)` over the golden users, dropout off.
-fn golden_grads<R: Real>() -> (
-    Vec<(String, Vec<f64>)>,
-    std::collections::BTreeMap<String, hstu_runtime::checkpoint::RawTensor>,
-) {
+type Golden = std::collections::BTreeMap<String, hstu_runtime::checkpoint::RawTensor>;
+
+fn golden_grads<R: Real>() -> (Vec<(String, Vec<f64>)>, Golden) {
     let dir = golden_dir("retrieval_small");
     let cfg = ModelConfig::load(&dir.join("config.json")).unwrap();
     let (w, _) = load_weights::<R>(&dir.join("model.safetensors"), &cfg).unwrap();

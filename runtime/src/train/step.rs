@@ -106,13 +106,17 @@ pub fn ranking_example<R: Real>(
     (sum, tokens.len())
 }
 
+/// One example's loss sum and tokens, its gradients added into the buffer.
+pub type ExampleGrads<'a, R, E> =
+    &'a (dyn Fn(&E, &mut Rng, &mut Grads<R>) -> (LossSum, usize) + Sync);
+
 /// Gradients of a batch: `per_example(example, rng, grads)` for every example, where example `i`
 /// draws from `rng.fork(i)`. Returns the summed gradients, the loss sum and the tokens encoded.
 pub fn batch_grads<R: Real, E: Sync>(
     w: &Weights<R>,
     examples: &[E],
     rng: &Rng,
-    per_example: &(dyn Fn(&E, &mut Rng, &mut Grads<R>) -> (LossSum, usize) + Sync),
+    per_example: ExampleGrads<R, E>,
 ) -> (Grads<R>, LossSum, usize) {
     let parts: Vec<(Grads<R>, LossSum, usize)> = examples
         .par_chunks(CHUNK_EXAMPLES)

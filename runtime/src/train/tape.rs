@@ -282,12 +282,12 @@ fn layer_backward<R: Real>(
         let det = de.row(t);
         let yt = tape.y_d.row(t);
         let dyt = dy.row_mut(t);
-        for r in 0..d {
-            g.o_b[r] += det[r];
+        for (r, &der) in det.iter().enumerate() {
+            g.o_b[r] += der;
             let wr = layer.o_w.row(r);
             for (c, gw) in g.o_w.row_mut(r).iter_mut().enumerate() {
-                *gw += det[r] * yt[c];
-                dyt[c] += det[r] * wr[c];
+                *gw += der * yt[c];
+                dyt[c] += der * wr[c];
             }
         }
         if let Some(m) = &tape.y_mask {
@@ -390,11 +390,11 @@ pub fn backward<R: Real>(
         for (gp, &x) in g.pos_emb.row_mut(tokens.positions[t]).iter_mut().zip(det) {
             *gp += x;
         }
-        if let (Some(r), Some(a)) = (g.ranking.as_mut(), tokens.actions) {
-            if t < tokens.num_history {
-                for (ga, &x) in r.action_emb.row_mut(a[t] as usize).iter_mut().zip(det) {
-                    *ga += x;
-                }
+        if let (Some(r), Some(a), true) =
+            (g.ranking.as_mut(), tokens.actions, t < tokens.num_history)
+        {
+            for (ga, &x) in r.action_emb.row_mut(a[t] as usize).iter_mut().zip(det) {
+                *ga += x;
             }
         }
     }
