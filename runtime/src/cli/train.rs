@@ -68,6 +68,11 @@ pub struct TrainArgs {
     /// (e.g. a ranking model from a trained retrieval model).
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Refit: train retrieval on every item but the test target (validation becomes in-sample and
+    /// is only reported), no early stopping, output the last epoch. Use --epochs = the best epoch
+    /// of a validated run.
+    #[arg(long)]
+    refit: bool,
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -133,7 +138,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     let data = match &cfg.ranking {
         None => TrainData::Retrieval {
-            train: split::sequences(&ds, split::Split::TrainWithValid, cfg.max_sequence_len),
+            train: split::sequences(
+                &ds,
+                if a.refit { split::Split::Train } else { split::Split::TrainWithValid },
+                cfg.max_sequence_len,
+            ),
             valid: split::sequences(&ds, split::Split::Valid, cfg.max_sequence_len),
         },
         Some(r) => {
@@ -169,9 +178,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         },
         num_negatives: a.negatives,
         temperature: a.temperature,
-        patience: a.patience,
+        patience: if a.refit { 0 } else { a.patience },
         max_steps_per_epoch: a.max_steps_per_epoch,
         progress: !a.no_progress,
+        keep_last: a.refit,
     };
     let init = initial_weights(&cfg, a.seed, a.init.as_ref())?;
     let report = train(&cfg, init, &data, &opts, &a.out, a.resume)?;

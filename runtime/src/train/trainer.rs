@@ -47,6 +47,9 @@ pub struct TrainOptions {
     pub max_steps_per_epoch: Option<usize>,
     /// Draw the progress bar on stderr.
     pub progress: bool,
+    /// Output the last epoch instead of the best validation epoch (a refit on all training data,
+    /// where validation is in-sample and only reported).
+    pub keep_last: bool,
 }
 
 impl Default for TrainOptions {
@@ -61,6 +64,7 @@ impl Default for TrainOptions {
             patience: 10,
             max_steps_per_epoch: None,
             progress: true,
+            keep_last: false,
         }
     }
 }
@@ -308,13 +312,18 @@ pub fn train(
             st.best_epoch = epoch;
             st.best_metrics = line;
             st.epochs_since_best = 0;
-            save_model(out, cfg, &w)?;
+            if !opts.keep_last {
+                save_model(out, cfg, &w)?;
+            }
         } else {
             st.epochs_since_best += 1;
             if opts.patience > 0 && st.epochs_since_best >= opts.patience {
                 st.stopped_early = true;
                 tracing::info!(epoch, best_epoch = st.best_epoch, "early stopping");
             }
+        }
+        if opts.keep_last {
+            save_model(out, cfg, &w)?;
         }
         state::save(out, cfg, &w, &opt, &st)?;
     }
