@@ -27,8 +27,11 @@ struct Problem {
     n: f64,
     max_attn_len: usize,
     /// (N, pos_w, ts_w, t_next, t_key) when the relative bias is on.
-    rab: Option<(usize, Vec<f32>, Vec<f32>, Vec<i32>, Vec<i32>)>,
+    rab: Option<RabInputs>,
 }
+
+/// (N, pos_w, ts_w, t_next, t_key) of the relative bias.
+type RabInputs = (usize, Vec<f32>, Vec<f32>, Vec<i32>, Vec<i32>);
 
 const BUCKETS: usize = 128;
 const DIVISOR: f64 = 0.301;
@@ -62,9 +65,9 @@ impl Problem {
             let mut t_key = vec![0; t];
             for b in 0..lens.len() {
                 let mut now = 0i64;
-                for i in offsets[b]..offsets[b + 1] {
+                for key in &mut t_key[offsets[b]..offsets[b + 1]] {
                     now += rng.below(100_000) as i64;
-                    t_key[i] = now as i32;
+                    *key = now as i32;
                 }
                 for i in offsets[b]..offsets[b + 1] {
                     t_next[i] = if i + 1 < offsets[b + 1] {

@@ -13,7 +13,9 @@ pub fn assets_dir() -> PathBuf {
     if local.join("ml-100k-hstu").is_dir() {
         return local;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("assets")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("assets")
 }
 
 /// The bundled default retrieval model.
@@ -35,10 +37,11 @@ pub fn default_sequences() -> PathBuf {
 /// Load a model directory, checking for NaN/Inf when asked.
 pub fn load_model(dir: &Path, check_finite: bool) -> Result<Model> {
     let model = Model::load(dir).with_context(|| format!("loading model {}", dir.display()))?;
-    if check_finite {
-        if let Some((name, i, x)) = model.weights.find_non_finite() {
-            anyhow::bail!("{}: tensor `{name}` holds {x} at flat index {i}", dir.join("model.safetensors").display());
-        }
+    if check_finite && let Some((name, i, x)) = model.weights.find_non_finite() {
+        anyhow::bail!(
+            "{}: tensor `{name}` holds {x} at flat index {i}",
+            dir.join("model.safetensors").display()
+        );
     }
     tracing::info!(
         model = %dir.display(),
@@ -74,9 +77,11 @@ pub fn init_tracing(level: &str) {
 pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar

@@ -28,7 +28,8 @@ pub struct EvalArgs {
 /// `ml-100k` means the cached MovieLens-100K (fetched on first use); anything else is a path.
 pub fn resolve_data(data: &str) -> Result<PathBuf> {
     if data == "ml-100k" {
-        let report = fetch::fetch_ml100k(&fetch::default_cache_dir()).context("fetching MovieLens-100K")?;
+        let report =
+            fetch::fetch_ml100k(&fetch::default_cache_dir()).context("fetching MovieLens-100K")?;
         return Ok(report.path);
     }
     let p = PathBuf::from(data);
@@ -52,25 +53,38 @@ pub fn run(a: EvalArgs) -> Result<()> {
             cfg.num_items
         );
     }
-    let which = if a.split == "valid" { split::Split::Valid } else { split::Split::Test };
+    let which = if a.split == "valid" {
+        split::Split::Valid
+    } else {
+        split::Split::Test
+    };
     let mut seqs = split::sequences(&ds, which, cfg.max_sequence_len);
     if a.max_users > 0 {
         seqs.truncate(a.max_users);
     }
     if seqs.is_empty() {
-        bail!("{}: no user has enough interactions to evaluate", path.display());
+        bail!(
+            "{}: no user has enough interactions to evaluate",
+            path.display()
+        );
     }
     let bar = progress(seqs.len() as u64, "eval");
     let t0 = std::time::Instant::now();
     let metrics = retrieval_metrics(cfg, &model.weights, &seqs, &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let mut out = serde_json::to_value(&metrics)?;
-    let obj = out.as_object_mut().context("metrics serialise to an object")?;
+    let mut out = serde_json::to_value(metrics)?;
+    let obj = out
+        .as_object_mut()
+        .context("metrics serialise to an object")?;
     obj.insert("data".into(), serde_json::json!(path));
     obj.insert("split".into(), serde_json::json!(a.split));
     obj.insert("model".into(), serde_json::json!(dir));
     if cfg.ranking.is_some() {
-        let mut examples: Vec<_> = ds.users.iter().filter_map(|u| ranking::eval_example(u, cfg.max_sequence_len)).collect();
+        let mut examples: Vec<_> = ds
+            .users
+            .iter()
+            .filter_map(|u| ranking::eval_example(u, cfg.max_sequence_len))
+            .collect();
         if a.max_users > 0 {
             examples.truncate(a.max_users);
         }
@@ -82,7 +96,10 @@ pub fn run(a: EvalArgs) -> Result<()> {
             .collect();
         obj.insert("ranking".into(), serde_json::Value::Object(named));
     }
-    obj.insert("seconds".into(), serde_json::json!(t0.elapsed().as_secs_f64()));
+    obj.insert(
+        "seconds".into(),
+        serde_json::json!(t0.elapsed().as_secs_f64()),
+    );
     println!("{out}");
     Ok(())
 }
