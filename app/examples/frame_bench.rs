@@ -1,7 +1,7 @@
 //! Frame times of the explorer while it loads a data set and while the user switches users.
 //!
 //! ```text
-//! cargo run -p hstu-explorer --example frame_bench --release -- \
+//! cargo run -p hstu-explorer --example frame_bench -- \
 //!     --data ~/.cache/hstu/ml-100k/ml-100k.inter --switches 30 --out app/bench-frames.json
 //! ```
 //!

@@ -179,7 +179,8 @@ pub fn draw(ui: &mut egui::Ui, state: &mut AppState) {
     });
     egui::Panel::bottom("status").show(ui, |ui| panels::sources::status_ui(ui, state));
     egui::Panel::left("users")
-        .default_size(230.0)
+        .min_size(200.0)
+        .default_size(240.0)
         .show(ui, |ui| panels::users::users_ui(ui, state));
     egui::CentralPanel::default().show(ui, |ui| match state.tab {
         Tab::Model => panels::model_card::model_card_ui(ui, state),

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Parser;
+use hstu_explorer::state::Tab;
 use hstu_explorer::{ExplorerApp, Sources};
 use std::path::PathBuf;
 
@@ -18,6 +19,9 @@ struct Args {
     /// Sequences .jsonl or a MovieLens ratings file/directory (default: assets/sample_sequences.jsonl).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// The view to open on: model, timeline, attention, retrieval, ranking or training.
+    #[arg(long, default_value = "attention")]
+    tab: String,
     /// Initial window size in points.
     #[arg(long, default_value_t = 1280.0)]
     width: f32,
@@ -37,6 +41,8 @@ fn main() -> Result<()> {
     if let Some(d) = args.data {
         sources.data_path = d;
     }
+    let tab =
+        Tab::from_name(&args.tab).ok_or_else(|| anyhow::anyhow!("unknown --tab {}", args.tab))?;
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: egui::ViewportBuilder::default()
@@ -48,7 +54,11 @@ fn main() -> Result<()> {
     eframe::run_native(
         "hstu-explorer",
         options,
-        Box::new(move |cc| Ok(Box::new(ExplorerApp::from_creation_context(cc, sources)))),
+        Box::new(move |cc| {
+            let mut app = ExplorerApp::from_creation_context(cc, sources);
+            app.state.tab = tab;
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("eframe: {e}"))
 }

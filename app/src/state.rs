@@ -32,6 +32,14 @@ impl Tab {
         Tab::Training,
     ];
 
+    /// The tab whose label starts with `name` (case-insensitive), e.g. `attention`, `model`.
+    pub fn from_name(name: &str) -> Option<Tab> {
+        let name = name.to_lowercase();
+        Tab::ALL
+            .into_iter()
+            .find(|t| t.label().to_lowercase().starts_with(&name))
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Tab::Model => "Model card",
