@@ -5,7 +5,9 @@ use crate::config::ModelConfig;
 use crate::data::ranking::RankingExample;
 use crate::error::{Error, Result};
 use crate::eval::{Metrics, RetrievalQuery, TaskMetrics, evaluate_retrieval, ranking_metrics};
-use crate::reference::{encode_user, rank_candidates, ranking::ranking_logits, retrieval::normalized_items};
+use crate::reference::{
+    encode_user, rank_candidates, ranking::ranking_logits, retrieval::normalized_items,
+};
 use crate::sequences::UserSequence;
 use rayon::prelude::*;
 
@@ -18,7 +20,10 @@ pub fn retrieval_metrics(
     progress: &(dyn Fn() + Sync),
 ) -> Result<Metrics> {
     if let Some(s) = seqs.iter().find(|s| s.target.is_none()) {
-        return Err(Error::Input(format!("user {} has no target to evaluate", s.user_id)));
+        return Err(Error::Input(format!(
+            "user {} has no target to evaluate",
+            s.user_id
+        )));
     }
     let users: Vec<f32> = seqs
         .par_iter()
@@ -40,7 +45,11 @@ pub fn retrieval_metrics(
 }
 
 /// Logits `[sum m, T]` of each example's candidates (M-FALCON, micro-batches of 64).
-pub fn ranking_logits_of(cfg: &ModelConfig, w: &Weights<f32>, examples: &[RankingExample]) -> Result<Vec<f32>> {
+pub fn ranking_logits_of(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    examples: &[RankingExample],
+) -> Result<Vec<f32>> {
     if w.ranking.is_none() {
         return Err(Error::Input("the model has no ranking head".into()));
     }
@@ -56,12 +65,20 @@ pub fn ranking_logits_of(cfg: &ModelConfig, w: &Weights<f32>, examples: &[Rankin
 }
 
 /// NE and AUC per task on ranking examples.
-pub fn ranking_task_metrics(cfg: &ModelConfig, w: &Weights<f32>, examples: &[RankingExample]) -> Result<Vec<TaskMetrics>> {
+pub fn ranking_task_metrics(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    examples: &[RankingExample],
+) -> Result<Vec<TaskMetrics>> {
     let tasks = cfg.ranking.as_ref().map_or(0, |r| r.num_tasks());
     let logits = ranking_logits_of(cfg, w, examples)?;
     let labels: Vec<f32> = examples
         .iter()
-        .flat_map(|e| e.labels.chunks(e.labels.len() / e.sequence.candidates.len().max(1)).flat_map(|l| l[..tasks].to_vec()))
+        .flat_map(|e| {
+            e.labels
+                .chunks(e.labels.len() / e.sequence.candidates.len().max(1))
+                .flat_map(|l| l[..tasks].to_vec())
+        })
         .collect();
     ranking_metrics(&logits, &labels, tasks)
 }

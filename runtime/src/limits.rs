@@ -29,9 +29,14 @@ mod tests {
 
     #[test]
     fn absurd_request_is_an_error() {
-        let err = check_host_allocation("a test buffer", u64::MAX).unwrap_err().to_string();
+        let err = check_host_allocation("a test buffer", u64::MAX)
+            .unwrap_err()
+            .to_string();
         if host_memory_available_bytes().is_some() {
-            assert!(err.contains("a test buffer") && err.contains("GiB"), "{err}");
+            assert!(
+                err.contains("a test buffer") && err.contains("GiB"),
+                "{err}"
+            );
         }
         assert!(check_host_allocation("a byte", 1).is_ok());
     }

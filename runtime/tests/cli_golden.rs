@@ -26,14 +26,19 @@ fn gpu_available() -> bool {
         "--model",
         &golden("retrieval_small").display().to_string(),
         "--sequences",
-        &golden("retrieval_small/sequences.jsonl").display().to_string(),
+        &golden("retrieval_small/sequences.jsonl")
+            .display()
+            .to_string(),
         "--device",
         "gpu",
     ]);
     if !out.status.success() {
         println!(
             "skipping the GPU half: no usable adapter ({})",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     out.status.success()
@@ -41,12 +46,18 @@ fn gpu_available() -> bool {
 
 fn max_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn check_encode(device: &str, tol: f64) {
     let case = golden("retrieval_small");
-    let out = std::env::temp_dir().join(format!("hstu-cli-encode-{device}-{}.safetensors", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "hstu-cli-encode-{device}-{}.safetensors",
+        std::process::id()
+    ));
     let o = hstu(&[
         "encode",
         "--model",
@@ -64,7 +75,10 @@ fn check_encode(device: &str, tol: f64) {
     for name in ["user_embeddings", "sequence_embeddings"] {
         assert_eq!(got[name].shape, want[name].shape, "{device} {name} shape");
         let err = max_err(&got[name].values, &want[name].values);
-        assert!(err < tol, "{device} {name}: max error {err} (tolerance {tol})");
+        assert!(
+            err < tol,
+            "{device} {name}: max error {err} (tolerance {tol})"
+        );
     }
     assert_eq!(got["seq_offsets"].values, want["seq_offsets"].values);
 }
@@ -90,8 +104,17 @@ fn check_retrieve(device: &str) {
         .collect();
     assert_eq!(lines.len(), 8);
     for (b, line) in lines.iter().enumerate() {
-        let items: Vec<f64> = line["items"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        assert_eq!(items, want["topk_items"].values[b * 10..(b + 1) * 10], "{device} user {b} top-10");
+        let items: Vec<f64> = line["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            items,
+            want["topk_items"].values[b * 10..(b + 1) * 10],
+            "{device} user {b} top-10"
+        );
     }
 }
 
@@ -99,7 +122,10 @@ fn check_rank(device: &str, tol: f64) {
     let case = golden("ranking_candidates_small");
     let want = load_raw(&case.join("expected.safetensors")).unwrap();
     for mb in ["1", "7", "1000"] {
-        let out = std::env::temp_dir().join(format!("hstu-cli-rank-{device}-{mb}-{}.safetensors", std::process::id()));
+        let out = std::env::temp_dir().join(format!(
+            "hstu-cli-rank-{device}-{mb}-{}.safetensors",
+            std::process::id()
+        ));
         let o = hstu(&[
             "rank",
             "--model",
@@ -115,9 +141,18 @@ fn check_rank(device: &str, tol: f64) {
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let got = load_raw(&out).unwrap();
-        let err = max_err(&got["candidate_embeddings"].values, &want["candidate_embeddings"].values);
-        assert!(err < tol, "{device} microbatch {mb}: candidate_embeddings error {err}");
-        assert_eq!(got["candidate_offsets"].values, want["candidate_offsets"].values);
+        let err = max_err(
+            &got["candidate_embeddings"].values,
+            &want["candidate_embeddings"].values,
+        );
+        assert!(
+            err < tol,
+            "{device} microbatch {mb}: candidate_embeddings error {err}"
+        );
+        assert_eq!(
+            got["candidate_offsets"].values,
+            want["candidate_offsets"].values
+        );
     }
 }
 

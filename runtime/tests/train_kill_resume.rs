@@ -54,18 +54,28 @@ fn write_config(dir: &Path) -> PathBuf {
 
 fn train(data: &Path, config: &Path, out: &Path, resume: bool) -> Child {
     let mut c = Command::new(HSTU);
-    c.args(["--log", "warn", "train", "--data"]).arg(data).arg("--config").arg(config).arg("--out").arg(out);
+    c.args(["--log", "warn", "train", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out);
     c.args(["--epochs", EPOCHS, "--seed", "9", "--batch-size", "16"]);
     if resume {
         c.arg("--resume");
     }
-    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
     c.spawn().expect("spawn hstu train")
 }
 
 fn finish(child: Child) {
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -83,7 +93,10 @@ fn killed_training_resumes_to_the_same_weights() {
     // Kill at several points spread over the run, resuming each time; the first start is fresh.
     let killed_out = dir.join("killed");
     let mut kills = 0;
-    for (round, fraction) in [0.1, 0.2, 0.3, 0.45, 0.55, 0.7, 0.85].into_iter().enumerate() {
+    for (round, fraction) in [0.1, 0.2, 0.3, 0.45, 0.55, 0.7, 0.85]
+        .into_iter()
+        .enumerate()
+    {
         let mut child = train(&data, &config, &killed_out, round > 0);
         std::thread::sleep(full.mul_f64(fraction).max(Duration::from_millis(50)));
         if child.try_wait().unwrap().is_none() {
@@ -100,12 +113,18 @@ fn killed_training_resumes_to_the_same_weights() {
                 .stdout(std::process::Stdio::null())
                 .status()
                 .unwrap();
-            assert!(status.success(), "checkpoint after kill {kills} does not load");
+            assert!(
+                status.success(),
+                "checkpoint after kill {kills} does not load"
+            );
         }
     }
     finish(train(&data, &config, &killed_out, true));
     let resumed = std::fs::read(killed_out.join("checkpoint/model.safetensors")).unwrap();
     println!("killed {kills} times over a {full:?} run");
     assert!(kills >= 1, "the run finished before any kill");
-    assert!(resumed == reference, "weights after kill + resume differ from the uninterrupted run");
+    assert!(
+        resumed == reference,
+        "weights after kill + resume differ from the uninterrupted run"
+    );
 }

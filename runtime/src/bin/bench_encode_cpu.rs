@@ -50,7 +50,9 @@ fn random_users(cfg: &ModelConfig, users: usize, len: usize, seed: u64) -> Vec<U
     let mut rng = Rng::new(seed);
     (0..users)
         .map(|u| {
-            let items = (0..len).map(|_| 1 + rng.below(cfg.num_items as u64) as u32).collect();
+            let items = (0..len)
+                .map(|_| 1 + rng.below(cfg.num_items as u64) as u32)
+                .collect();
             let mut t = 978_300_000i64;
             let timestamps = (0..len)
                 .map(|_| {
@@ -77,7 +79,10 @@ fn main() {
         ("ml-1m-hstu-large", ModelConfig::movielens_hstu_large(3952)),
     ];
     let mut rows = Vec::new();
-    println!("{:<18} {:>6} {:>5} {:>8} {:>12} {:>12} {:>10}", "shape", "users", "len", "threads", "median_ms", "p10_ms", "users/s");
+    println!(
+        "{:<18} {:>6} {:>5} {:>8} {:>12} {:>12} {:>10}",
+        "shape", "users", "len", "threads", "median_ms", "p10_ms", "users/s"
+    );
     for (name, cfg) in shapes {
         let w = Weights::<f32>::seeded(&cfg, 1);
         let seqs = random_users(&cfg, args.users, args.len.min(cfg.max_sequence_len), 2);
@@ -97,7 +102,10 @@ fn main() {
             let t0 = Instant::now();
             let out = encode_batch(&cfg, &w, &seqs);
             times.push(t0.elapsed().as_secs_f64());
-            assert!(out.iter().all(|o| o.user_embedding.iter().all(|x| x.is_finite())));
+            assert!(
+                out.iter()
+                    .all(|o| o.user_embedding.iter().all(|x| x.is_finite()))
+            );
         }
         times.sort_by(f64::total_cmp);
         let (median, p10) = (percentile(&times, 0.5), percentile(&times, 0.1));

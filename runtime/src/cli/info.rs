@@ -28,16 +28,29 @@ pub fn run(a: InfoArgs) -> Result<()> {
             .iter()
             .map(|t| serde_json::json!({"name": t.name, "dtype": t.dtype, "shape": t.shape}))
             .collect();
-        println!("{}", serde_json::json!({"model": dir, "config": c, "parameters": params, "tensors": tensors}));
+        println!(
+            "{}",
+            serde_json::json!({"model": dir, "config": c, "parameters": params, "tensors": tensors})
+        );
         return Ok(());
     }
     println!("model      {}", dir.display());
     println!(
         "shape      D={} blocks={} heads={} dqk={} dv={} N={} (max_sequence_len {} + max_output_len {})",
-        c.embedding_dim, c.num_blocks, c.num_heads, c.attention_dim, c.linear_dim, c.n(), c.max_sequence_len, c.max_output_len
+        c.embedding_dim,
+        c.num_blocks,
+        c.num_heads,
+        c.attention_dim,
+        c.linear_dim,
+        c.n(),
+        c.max_sequence_len,
+        c.max_output_len
     );
     println!("items      {} (+1 padding row)", c.num_items);
-    println!("time bias  {} buckets, {} / {}", c.num_time_buckets, c.time_bucket_fn, c.time_bucket_divisor);
+    println!(
+        "time bias  {} buckets, {} / {}",
+        c.num_time_buckets, c.time_bucket_fn, c.time_bucket_divisor
+    );
     match &c.ranking {
         Some(r) => println!(
             "ranking    {} actions, MLP {} -> {} -> {} (tasks rating >= {:?})",
