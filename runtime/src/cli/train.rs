@@ -140,7 +140,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         None => TrainData::Retrieval {
             train: split::sequences(
                 &ds,
-                if a.refit { split::Split::Train } else { split::Split::TrainWithValid },
+                if a.refit {
+                    split::Split::Train
+                } else {
+                    split::Split::TrainWithValid
+                },
                 cfg.max_sequence_len,
             ),
             valid: split::sequences(&ds, split::Split::Valid, cfg.max_sequence_len),
