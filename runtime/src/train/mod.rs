@@ -8,7 +8,7 @@
 //! * [`loss`]: autoregressive sampled softmax; the ranking head with BCE per task.
 //! * [`grads`], [`adamw`]: gradient buffers shaped like the weights; AdamW as torch.
 //! * [`step`]: one example's and one batch's gradients (parallel, deterministic).
-//! * [`trainer`], [`state`], [`validate`]: the loop, its checkpoint for `--resume`, per-epoch metrics.
+//! * [`trainer`], [`state`]: the loop (validating each epoch through [`crate::evaluate`]) and its checkpoint for `--resume`.
 
 pub mod adamw;
 pub mod attention;
@@ -19,7 +19,6 @@ pub mod state;
 pub mod step;
 pub mod tape;
 pub mod trainer;
-pub mod validate;
 
 pub use attention::{AttentionGrads, hstu_attention_backward};
 pub use trainer::{TrainData, TrainOptions, TrainReport, train};

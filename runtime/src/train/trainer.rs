@@ -17,7 +17,6 @@ use super::loss::SampledSoftmax;
 use super::state::{self, TrainState, checkpoint_dir};
 use super::step::{batch_grads, ranking_example, retrieval_example};
 use super::tape::Dropout;
-use super::validate::{evaluate_ranking, evaluate_retrieval};
 use crate::checkpoint::{Weights, save_model};
 use crate::config::ModelConfig;
 use crate::data::UserHistory;
@@ -128,17 +127,34 @@ fn validate(
 ) -> (serde_json::Map<String, Value>, f64) {
     match data {
         TrainData::Retrieval { valid, .. } => {
-            let m = evaluate_retrieval(cfg, w, valid);
-            (m.to_json(), m.ndcg[0])
+            match crate::evaluate::retrieval_metrics(cfg, w, valid, &|| ()) {
+                Ok(m) => {
+                    let score = m.ndcg_10;
+                    match serde_json::to_value(m) {
+                        Ok(Value::Object(o)) => (o, score),
+                        _ => (serde_json::Map::new(), score),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("validation failed: {e}");
+                    (serde_json::Map::new(), f64::NEG_INFINITY)
+                }
+            }
         }
         TrainData::Ranking {
             valid, task_names, ..
         } => {
-            let tasks = evaluate_ranking(cfg, w, valid, task_names);
+            let tasks = match crate::evaluate::ranking_task_metrics(cfg, w, valid) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("validation failed: {e}");
+                    return (serde_json::Map::new(), f64::NEG_INFINITY);
+                }
+            };
             let mut o = serde_json::Map::new();
-            for t in &tasks {
-                o.insert(format!("NE[{}]", t.name), t.ne.into());
-                o.insert(format!("AUC[{}]", t.name), t.auc.into());
+            for (t, name) in tasks.iter().zip(task_names) {
+                o.insert(format!("NE[{name}]"), t.ne.into());
+                o.insert(format!("AUC[{name}]"), t.auc.into());
             }
             let mean_ne = tasks.iter().map(|t| t.ne).sum::<f64>() / tasks.len().max(1) as f64;
             (o, -mean_ne)
