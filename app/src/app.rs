@@ -32,6 +32,7 @@ impl ExplorerApp {
             device: rs.device.clone(),
             queue: rs.queue.clone(),
             adapter: rs.adapter.get_info().name,
+            info: rs.adapter.get_info(),
         });
         let app = Self::new(sources, device);
         app.worker.set_repaint(&cc.egui_ctx);
