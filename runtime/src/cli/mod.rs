@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 ///
 /// With no --model, commands use the bundled MovieLens-100K model under assets/.
 #[derive(Parser, Debug)]
-#[command(name = "hstu", version, about, long_about = None, propagate_version = true)]
+#[command(name = "hstu", version, propagate_version = true)]
 struct Cli {
     /// Log level filter (also HSTU_LOG): error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "info")]
