@@ -97,6 +97,32 @@ pub fn save(
     Ok(())
 }
 
+/// Copy the snapshot tensors `<prefix>.<name>` into `dst`, every one present with its size.
+fn fill(
+    dst: &mut Weights<f32>,
+    prefix: &str,
+    names: &[String],
+    raw: &std::collections::BTreeMap<String, crate::checkpoint::RawTensor>,
+    path: &Path,
+) -> Result<()> {
+    for (name, values) in names.iter().zip(tensors_mut(dst)) {
+        let key = format!("{prefix}.{name}");
+        let t = raw
+            .get(&key)
+            .filter(|t| t.values.len() == values.len())
+            .ok_or_else(|| Error::Tensor {
+                path: path.into(),
+                tensor: key.clone(),
+                message: format!("missing or not of {} values", values.len()),
+            })?;
+        values
+            .iter_mut()
+            .zip(&t.values)
+            .for_each(|(d, &s)| *d = s as f32);
+    }
+    Ok(())
+}
+
 /// Load what [`save`] wrote.
 pub fn load(
     out: &Path,
@@ -129,36 +155,10 @@ pub fn load(
     let mut opt = AdamW::new(adamw, &w);
     opt.step = raw.get("step").map_or(0.0, |t| t.values[0]) as u64;
     let names: Vec<String> = w.named().into_iter().map(|(n, _, _)| n).collect();
-    for (name, dst) in names.iter().zip(tensors_mut(&mut w)) {
-        let key = format!("w.{name}");
-        let t = raw
-            .get(&key)
-            .filter(|t| t.values.len() == dst.len())
-            .ok_or_else(|| Error::Tensor {
-                path: opt_path.clone(),
-                tensor: key.clone(),
-                message: format!("missing or not of {} values", dst.len()),
-            })?;
-        dst.iter_mut()
-            .zip(&t.values)
-            .for_each(|(d, &s)| *d = s as f32);
-    }
+    fill(&mut w, "w", &names, &raw, &opt_path)?;
     for (prefix, m) in [("m", &mut opt.m), ("v", &mut opt.v)] {
         *m = zeros_like(&w);
-        for (name, dst) in names.iter().zip(tensors_mut(m)) {
-            let key = format!("{prefix}.{name}");
-            let t = raw
-                .get(&key)
-                .filter(|t| t.values.len() == dst.len())
-                .ok_or_else(|| Error::Tensor {
-                    path: opt_path.clone(),
-                    tensor: key.clone(),
-                    message: format!("missing or not of {} values", dst.len()),
-                })?;
-            dst.iter_mut()
-                .zip(&t.values)
-                .for_each(|(d, &s)| *d = s as f32);
-        }
+        fill(m, prefix, &names, &raw, &opt_path)?;
     }
     Ok((w, opt, state))
 }
