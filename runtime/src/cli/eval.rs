@@ -28,8 +28,18 @@ pub struct EvalArgs {
 /// `ml-100k` means the cached MovieLens-100K (fetched on first use); anything else is a path.
 pub fn resolve_data(data: &str) -> Result<PathBuf> {
     if data == "ml-100k" {
-        let report =
-            fetch::fetch_ml100k(&fetch::default_cache_dir()).context("fetching MovieLens-100K")?;
+        let cache = fetch::default_cache_dir();
+        if fetch::verify_ml100k(&cache).is_err() {
+            tracing::info!(cache = %cache.display(), "fetching MovieLens-100K from the RecBole 1.2.1 wheel (pip download)");
+        }
+        let report = fetch::fetch_ml100k(&cache).context("fetching MovieLens-100K")?;
+        tracing::info!(
+            path = %report.path.display(),
+            ratings = report.interactions,
+            users = report.users,
+            items = report.items,
+            "MovieLens-100K ready"
+        );
         return Ok(report.path);
     }
     let p = PathBuf::from(data);
