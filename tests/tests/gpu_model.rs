@@ -89,6 +89,61 @@ fn gpu_item_table_split_across_bindings() {
     });
 }
 
+/// A catalogue of 20,000 items spans many `score_topk` item chunks and 37 users several user
+/// tiles (the last one partial); K = 10 and K = 100, whole and split item tables, against
+/// `reference::retrieve_top_k` on the GPU's own user embeddings (f64 scoring).
+#[test]
+fn gpu_retrieval_many_chunks_and_users_equals_reference() {
+    use hstu_runtime::checkpoint::Weights;
+    use hstu_runtime::config::ModelConfig;
+    use hstu_runtime::rng::Rng;
+    use hstu_runtime::sequences::UserSequence;
+    let mut cfg = ModelConfig::movielens_hstu_large(19_999);
+    cfg.num_blocks = 2;
+    let w = Weights::<f32>::seeded(&cfg, 11);
+    let items = reference::retrieval::normalized_items(&w.item_emb.cast::<f64>(), cfg.l2_norm_eps);
+    let mut rng = Rng::new(5);
+    let seqs: Vec<UserSequence> = (0..37)
+        .map(|u| {
+            let len = 5 + u % 40;
+            let ids = (0..len)
+                .map(|_| 1 + rng.below(cfg.num_items as u64) as u32)
+                .collect();
+            let ts = (0..len).map(|t| 978_300_000 + 1000 * t as i64).collect();
+            UserSequence::new(u as i64, ids, ts)
+        })
+        .collect();
+    let d = cfg.embedding_dim;
+    for_each_adapter("retrieval many chunks", |ctx| {
+        let whole = GpuModel::upload_with(ctx, &cfg, &w, UploadOptions::default()).unwrap();
+        let opts = UploadOptions {
+            max_item_rows_per_binding: Some(7_001),
+        };
+        let split = GpuModel::upload_with(ctx, &cfg, &w, opts).unwrap();
+        assert!(split.item_bindings() > 1);
+        let users = whole.encode(&seqs).unwrap().user_embeddings;
+        for k in [10, 100] {
+            let got = whole.retrieve(&seqs, k).unwrap();
+            assert_eq!(got, split.retrieve(&seqs, k).unwrap(), "split, k = {k}");
+            for (u, s) in seqs.iter().enumerate() {
+                let user: Vec<f64> = users[u * d..(u + 1) * d]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect();
+                let want = reference::retrieve_top_k(&user, &items, &s.items, k);
+                assert_eq!(got[u].items, want.items, "user {u}, k = {k}");
+                let want64: Vec<f64> = want.scores.iter().map(|&x| x as f64).collect();
+                assert_close(
+                    &format!("scores of user {u}, k = {k}"),
+                    &got[u].scores,
+                    &want64,
+                    Tolerance::F32_KERNEL,
+                );
+            }
+        }
+    });
+}
+
 #[test]
 fn gpu_mfalcon_equals_reference_for_any_microbatch() {
     let (model, seqs) = load("ranking_candidates_small");

@@ -1,7 +1,7 @@
 //! GPU benchmark of the wgpu runtime: fused attention TFLOP/s (f32, f16, coop-matrix), retrieval
 //! users/s (ML-1M / ML-20M HSTU-large shapes) and M-FALCON candidates/s vs one pass per candidate.
 //!
-//! `cargo run --release -p hstu-runtime --bin bench_gpu -- [--small] [--reps 10] [--out bench_gpu.json]`
+//! `cargo run --release -p hstu-runtime --bin bench_gpu -- [--small] [--retrieval-only] [--reps 10] [--out bench_gpu.json]`
 //!
 //! GPU time from timestamp queries after warm-up (median and P10); inputs random (seeded);
 //! attention outputs poisoned with NaN before the timed runs; every result checked against the
@@ -24,6 +24,7 @@ use std::time::Instant;
 
 struct Args {
     small: bool,
+    retrieval_only: bool,
     reps: usize,
     out: String,
 }
@@ -31,6 +32,7 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut a = Args {
         small: false,
+        retrieval_only: false,
         reps: 10,
         out: "bench_gpu.json".into(),
     };
@@ -39,6 +41,7 @@ fn parse_args() -> Result<Args> {
     while i < argv.len() {
         match argv[i].as_str() {
             "--small" => a.small = true,
+            "--retrieval-only" => a.retrieval_only = true,
             "--reps" => {
                 i += 1;
                 a.reps = argv.get(i).context("--reps N")?.parse()?;
@@ -48,7 +51,7 @@ fn parse_args() -> Result<Args> {
                 a.out = argv.get(i).context("--out FILE")?.clone();
             }
             "-h" | "--help" => {
-                println!("bench_gpu [--small] [--reps N] [--out FILE.json]");
+                println!("bench_gpu [--small] [--retrieval-only] [--reps N] [--out FILE.json]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -301,7 +304,7 @@ fn bench_retrieval(
         .zip(&want.scores)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    if got[0].items != want.items && score_err > 1e-4 {
+    if got[0].items != want.items || score_err > 1e-4 {
         bail!(
             "{name}: gpu top-10 {:?} != cpu {:?}",
             got[0].items,
@@ -434,7 +437,7 @@ fn main() -> Result<()> {
     } else {
         (&[1024, 4096, 8192], 65536, 128)
     };
-    for &n in lengths {
+    for &n in lengths.iter().filter(|_| !args.retrieval_only) {
         for variant in [Variant::F32, Variant::F16, Variant::CoopMatrix] {
             if let Some(why) = ctx.variant_unsupported(variant) {
                 println!("skip attention {}: {why}", variant.name());
@@ -508,7 +511,12 @@ fn main() -> Result<()> {
     } else {
         (2048, vec![1024, 16384], 512)
     };
-    for r in bench_mfalcon(&ctx, history, &counts, dim, args.reps.min(5))? {
+    let mfalcon = if args.retrieval_only {
+        vec![]
+    } else {
+        bench_mfalcon(&ctx, history, &counts, dim, args.reps.min(5))?
+    };
+    for r in mfalcon {
         println!(
             "m-falcon history {history} D={dim} m={:6} {:9.3} ms (p10 {:9.3}) + prefill {:7.3} ms  {:10.0} cand/s  one-pass/cand {:7.3} ms  speedup {:6.1}x",
             r["candidates"],
@@ -523,7 +531,7 @@ fn main() -> Result<()> {
     }
     let doc = json!({
         "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend),
-        "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small, "reps": args.reps,
+        "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small, "retrieval_only": args.retrieval_only, "reps": args.reps,
         "results": rows,
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&doc)?)

@@ -367,13 +367,52 @@ pub struct TopkParams {
     pub segment_base: u32,
     pub in_len: u32,
     pub eps: f32,
+    pub tile_users: u32,
+    pub seg: u32,
+    pub keep: u32,
+    pub chunk: u32,
     pub _pad: u32,
 }
 
-/// Entries sorted per workgroup by the top-K kernels.
+/// Entries sorted per workgroup by the top-K kernels (`SORT_N` of `hstu_topk.wgsl`).
 pub const SORT_N: usize = 2048;
+/// Users per `score_topk` workgroup at most (`U` of `hstu_topk.wgsl`).
+pub const TOPK_TILE_USERS: usize = 8;
+/// `score_topk` workgroups aimed for (user tiles x item chunks), enough to fill a large GPU.
+const TOPK_TARGET_GROUPS: usize = 2048;
+
+/// How `score_topk` tiles the work: users per workgroup, per-user sort segment, the head of it that
+/// holds the running top k, and items per workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopkTiling {
+    pub tile_users: usize,
+    pub seg: usize,
+    pub keep: usize,
+    pub chunk: usize,
+}
+
+impl TopkTiling {
+    /// Tiling for `batch` users, `k` <= `SORT_N / 2` and `items` rows in all bindings.
+    pub fn new(batch: usize, k: usize, items: usize) -> Self {
+        let keep = k.next_power_of_two();
+        let seg = (2 * keep).clamp(256, SORT_N);
+        let tile_users = TOPK_TILE_USERS.min(SORT_N / seg).min(batch.max(1));
+        let fresh = seg - keep;
+        let tiles = batch.max(1).div_ceil(tile_users);
+        let chunks = TOPK_TARGET_GROUPS.div_ceil(tiles);
+        let chunk = items.div_ceil(chunks).div_ceil(fresh).max(1) * fresh;
+        TopkTiling {
+            tile_users,
+            seg,
+            keep,
+            chunk,
+        }
+    }
+}
 
 /// Top-`k` items per user over every chunk, history excluded; returns (scores, ids) buffers `[B, k]`.
+/// Pass 1 (`score_topk`): a grid of user tiles x item chunks, each workgroup keeping its users'
+/// top `k` of its chunk; pass 2 (`merge_topk`): per user, merges the chunks' lists.
 #[allow(clippy::too_many_arguments)]
 pub fn top_k(
     rec: &mut Recorder,
@@ -392,18 +431,23 @@ pub fn top_k(
             SORT_N / 2
         )));
     }
+    let rows: usize = items.iter().map(|c| (c.hi - c.lo) as usize).sum();
+    let tiling = TopkTiling::new(batch, k, rows);
     let chunk_groups: Vec<usize> = items
         .iter()
-        .map(|c| (c.hi - c.lo) as usize)
-        .map(|n| n.div_ceil(SORT_N))
+        .map(|c| ((c.hi - c.lo) as usize).div_ceil(tiling.chunk))
         .collect();
     let segments: usize = chunk_groups.iter().sum();
     let mut len = segments * k;
     let mut scores = rec.scratch((batch * len * 4) as u64)?;
     let mut ids = rec.scratch((batch * len * 4) as u64)?;
     let score_key = PipelineKey::new("hstu_topk", Variant::F32, "score_topk");
+    let tiles = u32_of(batch.div_ceil(tiling.tile_users), "user tiles")?;
     let mut base = 0;
     for (chunk, &g) in items.iter().zip(&chunk_groups) {
+        if g == 0 {
+            continue;
+        }
         let p = TopkParams {
             batch: batch as u32,
             dim: dim as u32,
@@ -416,6 +460,10 @@ pub fn top_k(
             segment_base: base as u32,
             in_len: 0,
             eps: eps as f32,
+            tile_users: tiling.tile_users as u32,
+            seg: tiling.seg as u32,
+            keep: tiling.keep as u32,
+            chunk: u32_of(tiling.chunk, "top-k chunk")?,
             _pad: 0,
         };
         rec.dispatch(
@@ -428,7 +476,7 @@ pub fn top_k(
                 (4, whole(&scores)),
                 (5, whole(&ids)),
             ],
-            (g as u32, batch as u32, 1),
+            (tiles, u32_of(g, "item chunks")?, 1),
         )?;
         base += g;
     }

@@ -1,9 +1,13 @@
-// hstu_topk: score_topk scores items [item_lo, item_hi) of one item-table binding for each user, s_c = u_b . e_c / max(||e_c||, eps) (history, id 0 and ids > num_items excluded), and keeps each workgroup's top k (bitonic sort of SORT_N); merge_topk reduces segments of k until one remains.
+// hstu_topk: score_topk takes a tile of up to U users and a chunk of items of one item-table binding, scores s_c = u_b . e_c / max(||e_c||, eps) (history, id 0 and ids > num_items excluded) and keeps each user's top k of the chunk; merge_topk reduces segments of k until one remains.
 // bindings: 0 params (uniform); score_topk: 1 users [B, user_stride] f32 (L2-normalised), 2 items [item_hi - item_lo, D] f32, 3 history u32 [hist_offsets B+1 | sorted ids], 4 out_scores, 5 out_ids [B, segments, k]; merge_topk: 6 in_scores, 7 in_ids [B, in_len], 4 out_scores, 5 out_ids [B, out_segments, k].
-// dispatch: score_topk (ceil((item_hi - item_lo) / SORT_N), B, 1), merge_topk (ceil(in_len / SORT_N), B, 1); WG invocations each.
+// dispatch: score_topk (ceil(B / tile_users), ceil((item_hi - item_lo) / chunk), 1), merge_topk (ceil(in_len / SORT_N), B, 1); WG invocations each.
 
 override WG: u32 = 256u;
-override SORT_N: u32 = 2048u; // a power of two, >= 2 * k
+override SORT_N: u32 = 2048u; // a power of two, >= 2 * k; merge_topk's list and score_topk's tile_users * seg
+override DC: u32 = 32u;       // dims of the users' embeddings staged per step in workgroup memory
+
+// Users per tile at most (per-invocation accumulators, so a const).
+const U: u32 = 8u;
 
 struct Params {
     batch: u32,
@@ -17,6 +21,10 @@ struct Params {
     segment_base: u32,  // first output segment of this dispatch
     in_len: u32,        // merge_topk: entries per user in in_scores / in_ids
     eps: f32,
+    tile_users: u32,    // score_topk: users per workgroup, <= U
+    seg: u32,           // score_topk: sort segment per user (power of two), tile_users * seg <= SORT_N
+    keep: u32,          // score_topk: head of each segment that holds the running top k (>= k)
+    chunk: u32,         // score_topk: items per workgroup, a multiple of seg - keep
     _pad0: u32,
 }
 
@@ -34,19 +42,23 @@ const NONE_SCORE: f32 = -3.0e38;
 
 var<workgroup> keys: array<f32, SORT_N>;
 var<workgroup> vals: array<u32, SORT_N>;
+var<workgroup> user_tile: array<f32, U * DC>;
+var<workgroup> hits: atomic<u32>;
+var<workgroup> any_hit: u32;
 
 // Total order: higher score first, then lower id.
 fn before(score_a: f32, id_a: u32, score_b: f32, id_b: u32) -> bool {
     return score_a > score_b || (score_a == score_b && id_a < id_b);
 }
 
-fn bitonic_sort(li: u32) {
-    for (var size = 2u; size <= SORT_N; size <<= 1u) {
+// Sorts keys/vals[0, n) in independent segments of seg (powers of two), each best first.
+fn bitonic_sort(li: u32, n: u32, seg: u32) {
+    for (var size = 2u; size <= seg; size <<= 1u) {
         for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
-            for (var e = li; e < SORT_N / 2u; e += WG) {
+            for (var e = li; e < n / 2u; e += WG) {
                 let lo = 2u * stride * (e / stride) + e % stride;
                 let hi = lo + stride;
-                let forward = (lo & size) == 0u;
+                let forward = size == seg || (lo & size) == 0u;
                 let swap = before(keys[hi], vals[hi], keys[lo], vals[lo]) == forward;
                 if (swap) {
                     let ks = keys[lo];
@@ -59,14 +71,6 @@ fn bitonic_sort(li: u32) {
             }
             workgroupBarrier();
         }
-    }
-}
-
-fn write_top_k(b: u32, segment: u32, li: u32) {
-    let base = (b * params.segments + segment) * params.k;
-    for (var r = li; r < params.k; r += WG) {
-        out_scores[base + r] = keys[r];
-        out_ids[base + r] = vals[r];
     }
 }
 
@@ -90,31 +94,93 @@ fn in_history(b: u32, id: u32) -> bool {
 
 @compute @workgroup_size(WG)
 fn score_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let b = wid.y;
-    let first = params.item_lo + wid.x * SORT_N;
-    let user = b * params.user_stride;
-    for (var e = li; e < SORT_N; e += WG) {
-        let id = first + e;
-        var score = NONE_SCORE;
-        var out_id = NONE_ID;
-        if (id < params.item_hi && id >= 1u && id <= params.num_items && !in_history(b, id)) {
-            let row = (id - params.item_lo) * params.dim;
-            var dot = 0.0;
-            var sq = 0.0;
-            for (var c = 0u; c < params.dim; c++) {
-                let x = items[row + c];
-                dot = fma(users[user + c], x, dot);
-                sq = fma(x, x, sq);
-            }
-            score = dot / max(sqrt(sq), params.eps);
-            out_id = id;
-        }
-        keys[e] = score;
-        vals[e] = out_id;
+    let tu = params.tile_users;
+    let b0 = wid.x * tu;
+    let seg = params.seg;
+    let keep = params.keep;
+    let fresh = seg - keep; // new candidates per user and round
+    let n = tu * seg;
+    let chunk_lo = params.item_lo + wid.y * params.chunk;
+    let chunk_hi = min(chunk_lo + params.chunk, params.item_hi);
+    for (var e = li; e < n; e += WG) {
+        keys[e] = NONE_SCORE;
+        vals[e] = NONE_ID;
     }
-    workgroupBarrier();
-    bitonic_sort(li);
-    write_top_k(b, params.segment_base + wid.x, li);
+    if (li == 0u) {
+        atomicStore(&hits, 0u);
+    }
+    for (var first = chunk_lo; first < chunk_hi; first += fresh) {
+        for (var p0 = 0u; p0 < fresh; p0 += WG) {
+            let it = p0 + li;
+            let id = first + it;
+            let live = it < fresh && id < chunk_hi;
+            let row = (id - params.item_lo) * params.dim;
+            var acc: array<f32, U>;
+            var sq = 0.0;
+            for (var c0 = 0u; c0 < params.dim; c0 += DC) {
+                workgroupBarrier();
+                for (var e = li; e < U * DC; e += WG) {
+                    let j = e / DC;
+                    let c = c0 + e % DC;
+                    var v = 0.0;
+                    if (j < tu && b0 + j < params.batch && c < params.dim) {
+                        v = users[(b0 + j) * params.user_stride + c];
+                    }
+                    user_tile[e] = v;
+                }
+                workgroupBarrier();
+                if (live) {
+                    let cn = min(DC, params.dim - c0);
+                    for (var c = 0u; c < cn; c++) {
+                        let x = items[row + c0 + c];
+                        sq = fma(x, x, sq);
+                        for (var j = 0u; j < U; j++) {
+                            acc[j] = fma(user_tile[j * DC + c], x, acc[j]);
+                        }
+                    }
+                }
+            }
+            if (it < fresh) {
+                let valid = live && id >= 1u && id <= params.num_items;
+                let norm = max(sqrt(sq), params.eps);
+                for (var j = 0u; j < tu; j++) {
+                    let b = b0 + j;
+                    var score = NONE_SCORE;
+                    var out_id = NONE_ID;
+                    if (valid && b < params.batch) {
+                        let s = acc[j] / norm;
+                        // Only what beats the running k-th best can enter the top k.
+                        let kth = j * seg + params.k - 1u;
+                        if (before(s, id, keys[kth], vals[kth]) && !in_history(b, id)) {
+                            score = s;
+                            out_id = id;
+                            atomicStore(&hits, 1u);
+                        }
+                    }
+                    keys[j * seg + keep + it] = score;
+                    vals[j * seg + keep + it] = out_id;
+                }
+            }
+        }
+        workgroupBarrier();
+        if (li == 0u) {
+            any_hit = atomicLoad(&hits);
+            atomicStore(&hits, 0u);
+        }
+        if (workgroupUniformLoad(&any_hit) != 0u) {
+            bitonic_sort(li, n, seg);
+        }
+    }
+    for (var e = li; e < tu * params.k; e += WG) {
+        let j = e / params.k;
+        let r = e % params.k;
+        let b = b0 + j;
+        if (b < params.batch) {
+            let o = (b * params.segments + params.segment_base + wid.y) * params.k + r;
+            out_scores[o] = keys[j * seg + r];
+            out_ids[o] = vals[j * seg + r];
+        }
+    }
 }
 
 @compute @workgroup_size(WG)
@@ -132,6 +198,10 @@ fn merge_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         vals[e] = id;
     }
     workgroupBarrier();
-    bitonic_sort(li);
-    write_top_k(b, wid.x, li);
+    bitonic_sort(li, SORT_N, SORT_N);
+    let base = (b * params.segments + wid.x) * params.k;
+    for (var r = li; r < params.k; r += WG) {
+        out_scores[base + r] = keys[r];
+        out_ids[base + r] = vals[r];
+    }
 }
