@@ -108,24 +108,25 @@ pub fn layer_norm(
     cols: usize,
     eps: f64,
 ) -> Result<()> {
-    let p = RowNormParams {
-        rows: u32_of(rows, "rows")?,
-        cols: cols as u32,
-        stride: pad4(cols) as u32,
-        eps: eps as f32,
-    };
-    let key = PipelineKey::new("hstu_layer_norm", reduction_variant(rec), "main");
-    rec.dispatch(
-        &key,
-        &p,
-        vec![(1, whole(x)), (2, whole(out))],
-        row_grid(rows),
-    )
+    row_norm(rec, "hstu_layer_norm", x, out, rows, cols, eps)
 }
 
 /// `out [rows, cols] = x / max(||x||, eps)` row-wise, `x` with stride `pad4(cols)`.
 pub fn l2_norm(
     rec: &mut Recorder,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    eps: f64,
+) -> Result<()> {
+    row_norm(rec, "hstu_l2_norm", x, out, rows, cols, eps)
+}
+
+/// One workgroup per row of a row-wise normalisation shader (`x`, `out` with stride `pad4(cols)`).
+fn row_norm(
+    rec: &mut Recorder,
+    shader: &'static str,
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
     rows: usize,
@@ -138,7 +139,7 @@ pub fn l2_norm(
         stride: pad4(cols) as u32,
         eps: eps as f32,
     };
-    let key = PipelineKey::new("hstu_l2_norm", reduction_variant(rec), "main");
+    let key = PipelineKey::new(shader, reduction_variant(rec), "main");
     rec.dispatch(
         &key,
         &p,
