@@ -9,7 +9,9 @@ use std::process::Command;
 const UNITS: &[&str] = &[
     "hstu_attention_fwd_sm90",
     "hstu_attention_bwd_sm90",
+    "hstu_attention_wgmma_sm90",
     "elementwise",
+    "train_ops",
 ];
 
 fn find_nvcc() -> Option<PathBuf> {

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 pub const UNITS: &[&str] = &[
     "hstu_attention_fwd_sm90",
     "hstu_attention_bwd_sm90",
+    "hstu_attention_wgmma_sm90",
     "elementwise",
+    "train_ops",
 ];
 
 #[cfg(hstu_cuda_kernels)]
@@ -24,9 +26,17 @@ fn embedded(stem: &str) -> Option<&'static [u8]> {
             env!("OUT_DIR"),
             "/hstu_attention_bwd_sm90.cubin"
         ))),
+        "hstu_attention_wgmma_sm90" => Some(include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/hstu_attention_wgmma_sm90.cubin"
+        ))),
         "elementwise" => Some(include_bytes!(concat!(
             env!("OUT_DIR"),
             "/elementwise.cubin"
+        ))),
+        "train_ops" => Some(include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/train_ops.cubin"
         ))),
         _ => None,
     }
