@@ -7,8 +7,9 @@
 use crate::device::CudaDevice;
 use crate::error::{CudaError, Result, drv};
 use crate::params::HstuAttnParams;
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, sys};
 use half::bf16;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Head dims with a compiled kernel instantiation.
@@ -128,6 +129,143 @@ fn fwd_smem(t: Tile, d: usize, rab_buckets: Option<usize>) -> usize {
             tiles + 2 * t.cols * 8 + 2 * npp * 4 + (nb + 1) * 4
         }
     }
+}
+
+/// Which forward kernel family [`CudaDevice::hstu_attention_fwd`] launches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FwdImpl {
+    /// The measured default: [`WGMMA_FWD_DEFAULT`] decides for the shapes the wgmma kernel
+    /// supports (no rab, head dim in [`WGMMA_HEAD_DIMS`]); `HSTU_ATTN_FWD=mma|wgmma` in the
+    /// environment overrides it.
+    Auto,
+    /// `mma.sync` m16n8k16 kernels (hstu_attention_fwd_sm90.cu), every shape and rab.
+    Mma,
+    /// Warpgroup MMA + TMA kernels (hstu_attention_wgmma_sm90.cu) where supported; other
+    /// shapes (rab, other head dims) still run the `mma.sync` kernels.
+    Wgmma,
+}
+
+/// Head dims with a wgmma forward instantiation (D = 256 spills at the 288-thread register cap).
+pub const WGMMA_HEAD_DIMS: [usize; 2] = [64, 128];
+/// What [`FwdImpl::Auto`] picks for supported shapes (kernels-cuda/BENCHMARKS-cuda.md).
+/// Measured on the H200 (BENCHMARKS-cuda.md, run h200_wgmma1): D = 128 N = 8192 full 501 vs
+/// 194 TFLOP/s, every N and D = 64 faster too, same error as the mma.sync forward.
+pub const WGMMA_FWD_DEFAULT: bool = true;
+
+static FWD_IMPL: AtomicUsize = AtomicUsize::new(0);
+
+/// Selects the forward kernel family of later launches (benchmarks compare them side by side).
+pub fn set_fwd_impl(i: FwdImpl) {
+    FWD_IMPL.store(
+        match i {
+            FwdImpl::Auto => 0,
+            FwdImpl::Mma => 1,
+            FwdImpl::Wgmma => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The forward kernel family selected now, `Auto` resolved through the environment.
+pub fn fwd_impl() -> FwdImpl {
+    static ENV: OnceLock<FwdImpl> = OnceLock::new();
+    match FWD_IMPL.load(Ordering::Relaxed) {
+        1 => FwdImpl::Mma,
+        2 => FwdImpl::Wgmma,
+        _ => *ENV.get_or_init(|| match std::env::var("HSTU_ATTN_FWD").as_deref() {
+            Ok("mma") => FwdImpl::Mma,
+            Ok("wgmma") => FwdImpl::Wgmma,
+            _ => FwdImpl::Auto,
+        }),
+    }
+}
+
+/// True when the forward of `x` runs the wgmma kernel under the current selection.
+pub fn fwd_uses_wgmma(x: &AttentionInputs<'_>) -> bool {
+    let supported = x.rab.is_none()
+        && WGMMA_HEAD_DIMS.contains(&x.shape.head_dim)
+        && x.shape.total_tokens < i32::MAX as usize / 2;
+    supported
+        && match fwd_impl() {
+            FwdImpl::Mma => false,
+            FwdImpl::Wgmma => true,
+            FwdImpl::Auto => WGMMA_FWD_DEFAULT,
+        }
+}
+
+/// Number of compiled wgmma forward variants (tile / pipeline depth, see [`wgmma_fwd_cfg`]).
+pub const WGMMA_FWD_VARIANTS: usize = 3;
+static WGMMA_VARIANT: AtomicUsize = AtomicUsize::new(DEFAULT_VARIANT);
+/// Selects the wgmma forward variant of later launches: `0..WGMMA_FWD_VARIANTS` pins one for
+/// every head dim, anything larger ([`DEFAULT_VARIANT`]) restores the per-D defaults.
+pub fn set_wgmma_fwd_variant(v: usize) {
+    WGMMA_VARIANT.store(v, Ordering::Relaxed);
+}
+/// Per-D default: D = 64 runs variant 2 (BN 64, 4 stages: 386 vs 285 TFLOP/s for variant 0 at
+/// N = 8192), D = 128 variant 0 (501 vs 492 / 396).
+fn wgmma_fwd_variant(d: usize) -> usize {
+    match WGMMA_VARIANT.load(Ordering::Relaxed) {
+        v if v < WGMMA_FWD_VARIANTS => v,
+        _ if d == 64 => 2,
+        _ => 0,
+    }
+}
+
+/// (key tile, pipeline stages) of the wgmma forward variant `v`; mirror of the instantiation
+/// list at the end of csrc/hstu_attention_wgmma_sm90.cu. Query tile: 128 rows, 288 threads.
+fn wgmma_fwd_cfg(d: usize, v: usize) -> (usize, usize) {
+    match (v, d) {
+        (0, 64) => (128, 3),
+        (0, _) => (128, 2),
+        (1, 64) => (128, 4),
+        (1, _) => (128, 3),
+        (_, _) => (64, 4),
+    }
+}
+const WGMMA_FWD_ROWS: usize = 128;
+const WGMMA_FWD_THREADS: u32 = 288;
+/// Dynamic shared memory of the wgmma forward (`wg_fwd_smem` in the .cu file).
+fn wgmma_fwd_smem(d: usize, v: usize) -> usize {
+    let (bn, ns) = wgmma_fwd_cfg(d, v);
+    WGMMA_FWD_ROWS * d * 2 + ns * 2 * bn * d * 2 + 1024
+}
+
+/// `CUtensorMap` (128 opaque bytes) passed by value to the wgmma kernels.
+#[repr(C, align(128))]
+#[derive(Clone, Copy)]
+struct TmaDesc([u64; 16]);
+// SAFETY: plain bytes with the size and alignment of CUDA 13's CUtensorMap.
+unsafe impl DeviceRepr for TmaDesc {}
+
+/// Tensor map of a row-major bf16 `[rows, cols]` matrix at device address `ptr`, loaded in
+/// boxes of `box_rows` x 64 columns (128 bytes) with the 128-byte swizzle the wgmma
+/// descriptors expect; rows past the end read as zeros.
+fn tma_desc_bf16(ptr: u64, rows: usize, cols: usize, box_rows: usize) -> Result<TmaDesc> {
+    let mut m = sys::CUtensorMap { opaque: [0; 16] };
+    let dims = [cols as u64, rows as u64];
+    let strides = [(cols * 2) as u64];
+    let boxd = [64u32, box_rows as u32];
+    let elem = [1u32, 1];
+    // SAFETY: every pointer is to a live local array of the rank the call is told (2).
+    unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut m,
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            2,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxd.as_ptr(),
+            elem.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    }
+    .result()
+    .map_err(drv("cuTensorMapEncodeTiled"))?;
+    Ok(TmaDesc(m.opaque))
 }
 
 /// Shape of one jagged attention call.
@@ -325,6 +463,10 @@ impl CudaDevice {
         check_len(OP, "out", out, x.q.len())?;
         let mut p = self.attn_params(x);
         p.out = self.ptr_mut(out);
+        // TMA needs 16-byte aligned tensors (true for whole allocations, not for every view)
+        if fwd_uses_wgmma(x) && [p.q, p.k, p.v].iter().all(|a| a % 16 == 0) {
+            return self.launch_fwd_wgmma(x, &p);
+        }
         let t = fwd_tile(d);
         let smem = fwd_smem(t, d, x.rab.as_ref().map(|r| r.num_buckets));
         let rab = if x.rab.is_some() { "rab_" } else { "" };
@@ -336,6 +478,46 @@ impl CudaDevice {
             smem,
             &p,
         )
+    }
+
+    /// The wgmma + TMA forward (no rab; `p.out` set).
+    fn launch_fwd_wgmma(&self, x: &AttentionInputs<'_>, p: &HstuAttnParams) -> Result<()> {
+        let s = &x.shape;
+        let d = s.head_dim;
+        let v = wgmma_fwd_variant(d);
+        let (bn, _) = wgmma_fwd_cfg(d, v);
+        let cols = s.heads * d;
+        let tq = tma_desc_bf16(p.q, s.total_tokens, cols, WGMMA_FWD_ROWS)?;
+        let tk = tma_desc_bf16(p.k, s.total_tokens, cols, bn)?;
+        let tv = tma_desc_bf16(p.v, s.total_tokens, cols, bn)?;
+        let smem = wgmma_fwd_smem(d, v);
+        let f = self.kernels.function(
+            "hstu_attention_wgmma_sm90",
+            &format!("hstu_attention_fwd_wgmma_d{d}{}", suffix(v)),
+            smem,
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                s.max_len.div_ceil(WGMMA_FWD_ROWS) as u32,
+                s.heads as u32,
+                s.batch as u32,
+            ),
+            block_dim: (WGMMA_FWD_THREADS, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // SAFETY: the kernel takes (HstuAttnParams, CUtensorMap x 3) by value; the pointers in
+        // p come from slices `validate` checked, the tensor maps cover exactly q, k and v.
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(p)
+                .arg(&tq)
+                .arg(&tk)
+                .arg(&tv)
+                .launch(cfg)
+        }
+        .map_err(drv("launch attention (wgmma)"))?;
+        Ok(())
     }
 
     /// Backward (deterministic for dq/dk/dv; the rab gradients use atomics): given `dout`,

@@ -1,6 +1,12 @@
 //! Correctness and speed of the fused HSTU attention kernels (hstu-spec section 6).
 //!
 //!     bench_attention [--golden-dir tests/golden] [--json FILE] [--quick] [--reps N]
+//!                     [--ns 1024,8192] [--ds 128,64] [--no-rab] [--no-side-by-side]
+//!                     [--no-sweep] [--variant-sweep] [--wgmma-sweep]
+//!
+//! The forward runs both implementations where both apply (mma.sync and wgmma + TMA, see
+//! `hstu_cuda::attention::FwdImpl`): the checks below run once per implementation and every
+//! timed config prints one line per implementation, the default one first.
 //!
 //! 1. goldens (f64, production-style) and a random jagged problem with rab / targets /
 //!    max_attn_len against the CPU reference (`hstu_cuda::reference`);
@@ -11,8 +17,8 @@ use anyhow::{Context, Result, bail};
 use half::bf16;
 use hstu_cuda::CudaDevice;
 use hstu_cuda::attention::{
-    AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, RabGrads, RabTensors,
-    hstu_attention_fwd_flops,
+    AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, FwdImpl, RabGrads,
+    RabTensors, fwd_impl, fwd_uses_wgmma, hstu_attention_fwd_flops, set_fwd_impl,
 };
 use hstu_cuda::host::attention_host;
 use hstu_cuda::reference::{
@@ -187,17 +193,28 @@ fn random_rab(rng: &mut Rng, n: usize, seq_offsets: &[i64], targets: Option<&[i6
 fn check_random(dev: &CudaDevice, report: &mut Vec<serde_json::Value>) -> Result<bool> {
     let mut ok = true;
     let mut rng = Rng(42);
-    for (dqk, dv, targets, mal, rab) in [
-        (64, 64, false, 0, true),
-        (128, 128, true, 0, true),
-        (256, 256, false, 0, false),
-        (32, 24, true, 37, true),
-        (128, 128, false, 50, false),
-        (256, 256, true, 0, true),
+    // The last four have no rab, so the wgmma forward runs them (D = 128 and 64, padded 32/24);
+    // `long` sequences span several key tiles, so every pipeline stage is reused.
+    for (dqk, dv, targets, mal, rab, long) in [
+        (64, 64, false, 0, true, false),
+        (128, 128, true, 0, true, false),
+        (256, 256, false, 0, false, false),
+        (32, 24, true, 37, true, false),
+        (128, 128, false, 50, false, false),
+        (256, 256, true, 0, true, false),
+        (128, 128, true, 0, false, true),
+        (128, 128, false, 300, false, true),
+        (64, 64, true, 0, false, true),
+        (32, 24, false, 0, false, true),
     ] {
-        let lens = [1usize, 77, 200, 130, 64, 211];
+        let lens: &[usize] = if long {
+            &[700, 5, 333, 517, 129]
+        } else {
+            &[1, 77, 200, 130, 64, 211]
+        };
+        let max_len = *lens.iter().max().unwrap();
         let mut offs = vec![0i64];
-        for l in lens {
+        for &l in lens {
             offs.push(offs.last().unwrap() + l as i64);
         }
         let nt: Option<Vec<i64>> = targets.then(|| {
@@ -213,9 +230,9 @@ fn check_random(dev: &CudaDevice, report: &mut Vec<serde_json::Value>) -> Result
             dqk,
             dv,
             alpha: 1.0 / (dqk as f64).sqrt(),
-            norm_n: 211.0,
+            norm_n: max_len as f64,
             max_attn_len: mal,
-            rab: rab.then(|| random_rab(&mut rng, 211, &offs, nt.as_deref())),
+            rab: rab.then(|| random_rab(&mut rng, max_len, &offs, nt.as_deref())),
         };
         let t = p.total_tokens();
         let mk = |rng: &mut Rng, d: usize| -> Vec<f32> {
@@ -246,7 +263,10 @@ fn check_random(dev: &CudaDevice, report: &mut Vec<serde_json::Value>) -> Result
             errs.push(rel_err(&r.dpos_w, &g.dpos_w));
             errs.push(rel_err(&r.dts_w, &g.dts_w));
         }
-        let name = format!("random dqk{dqk} dv{dv} targets={targets} mal={mal} rab={rab}");
+        let name = format!(
+            "random dqk{dqk} dv{dv} targets={targets} mal={mal} rab={rab}{}",
+            if long { " long" } else { "" }
+        );
         println!(
             "{name:48} rel err out/dq/dk/dv[/dpos/dts] {}",
             errs.iter()
@@ -270,6 +290,8 @@ struct BenchCfg {
     d: usize,
     jagged: bool,
     rab: bool,
+    /// Also time (and check) the other forward implementation where both can run.
+    side_by_side: bool,
 }
 
 fn bench_one(
@@ -370,19 +392,8 @@ fn bench_one(
             )
         };
     }
-    // Correctness on sampled rows (outputs were poisoned with NaN).
-    run_fwd(&mut out)?;
-    run_bwd!()?;
-    let (o_h, dq_h, dk_h, dv_h) = (
-        dev.download(&out)?,
-        dev.download(&dq)?,
-        dev.download(&dk)?,
-        dev.download(&dv)?,
-    );
-    let all_finite = [&o_h, &dq_h, &dk_h, &dv_h]
-        .iter()
-        .all(|v| v.iter().all(|x| x.is_finite()));
-    let mut max_err = [0f64; 4];
+    // Sampled rows and their f64 references (shared by every forward implementation).
+    let mut samples = Vec::new();
     for _ in 0..6 {
         let b = rng.below(batch);
         let h = rng.below(heads);
@@ -417,19 +428,27 @@ fn bench_one(
             &slice(&host[3]),
             (0, h, r),
         );
-        let at = ((s + r) * heads + h) * d;
-        for (m, (dev_v, rf)) in [&o_h, &dq_h, &dk_h, &dv_h]
-            .iter()
-            .zip(refs.iter())
-            .enumerate()
-        {
-            let got: Vec<f32> = dev_v[at..at + d].iter().map(|x| x.to_f32()).collect();
+        samples.push((((s + r) * heads + h) * d, refs));
+    }
+    let row_err = |dev_v: &[bf16], m: usize| -> f64 {
+        let mut e = 0f64;
+        for (at, refs) in &samples {
+            let rf = &refs[m];
+            let got: Vec<f32> = dev_v[*at..*at + d].iter().map(|x| x.to_f32()).collect();
             let norm: f64 = rf.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm > 1e-6 {
-                max_err[m] = max_err[m].max(rel_err(&got, rf));
+                e = e.max(rel_err(&got, rf));
             }
         }
-    }
+        e
+    };
+    // Backward once (outputs were poisoned with NaN): its result does not depend on the forward.
+    run_bwd!()?;
+    let (dq_h, dk_h, dv_h) = (dev.download(&dq)?, dev.download(&dk)?, dev.download(&dv)?);
+    let bwd_finite = [&dq_h, &dk_h, &dv_h]
+        .iter()
+        .all(|v| v.iter().all(|x| x.is_finite()));
+    let grad_err = [row_err(&dq_h, 1), row_err(&dk_h, 2), row_err(&dv_h, 3)];
     let ev = |_: ()| {
         dev.context()
             .new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
@@ -453,9 +472,7 @@ fn bench_one(
         }
         Ok(median_p10(v))
     };
-    let fwd = time(1, &mut out)?;
     let bwd = time(2, &mut out)?;
-    let both = time(3, &mut out)?;
     let flops = hstu_attention_fwd_flops(&lens, heads, d, d);
     let tf = |ms: f64, mult: f64| mult * flops / (ms * 1e-3) / 1e12;
     let name = format!(
@@ -465,28 +482,63 @@ fn bench_one(
         if c.jagged { "jagged" } else { "full" },
         if c.rab { "rab" } else { "no-rab" }
     );
-    println!(
-        "{name:30} fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
-        fwd.0,
-        tf(fwd.0, 1.0),
-        bwd.0,
-        tf(bwd.0, 2.5),
-        both.0,
-        tf(both.0, 3.5),
-        max_err[0],
-        max_err[1],
-        max_err[2],
-        max_err[3],
-        if all_finite { "" } else { " NON-FINITE" }
-    );
-    Ok(
-        json!({"name": name, "n": c.n, "d": d, "heads": heads, "batch": batch, "tokens": t, "jagged": c.jagged, "rab": c.rab,
-        "dtype": "bf16", "backend": "hstu-cuda mma.sync sm_90a",
-        "fwd_ms": fwd.0, "fwd_ms_p10": fwd.1, "bwd_ms": bwd.0, "bwd_ms_p10": bwd.1, "fwdbwd_ms": both.0, "fwdbwd_ms_p10": both.1,
-        "fwd_tflops": tf(fwd.0, 1.0), "bwd_tflops": tf(bwd.0, 2.5), "fwdbwd_tflops": tf(both.0, 3.5),
-        "tokens_per_s_fwdbwd": t as f64 / (both.0 * 1e-3),
-        "sampled_rel_err": {"out": max_err[0], "dq": max_err[1], "dk": max_err[2], "dv": max_err[3]}, "all_finite": all_finite}),
-    )
+    // Every forward implementation that can run this config, side by side; the first entry is
+    // the one the default selection (FwdImpl::Auto) launches.
+    let default_wgmma = fwd_uses_wgmma(&x);
+    let selected = fwd_impl();
+    let mut impls = vec![if default_wgmma {
+        FwdImpl::Wgmma
+    } else {
+        FwdImpl::Mma
+    }];
+    set_fwd_impl(FwdImpl::Wgmma);
+    let wgmma_ok = fwd_uses_wgmma(&x);
+    if wgmma_ok && c.side_by_side {
+        impls.push(if default_wgmma {
+            FwdImpl::Mma
+        } else {
+            FwdImpl::Wgmma
+        });
+    }
+    let mut per_impl = Vec::new();
+    for &imp in &impls {
+        set_fwd_impl(imp);
+        let label = if fwd_uses_wgmma(&x) { "wgmma" } else { "mma" };
+        out = dev.upload(&nan)?;
+        run_fwd(&mut out)?;
+        let o_h = dev.download(&out)?;
+        let all_finite = bwd_finite && o_h.iter().all(|x| x.is_finite());
+        let max_err = [row_err(&o_h, 0), grad_err[0], grad_err[1], grad_err[2]];
+        let fwd = time(1, &mut out)?;
+        let both = time(3, &mut out)?;
+        println!(
+            "{name:30} [{label:5}] fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
+            fwd.0,
+            tf(fwd.0, 1.0),
+            bwd.0,
+            tf(bwd.0, 2.5),
+            both.0,
+            tf(both.0, 3.5),
+            max_err[0],
+            max_err[1],
+            max_err[2],
+            max_err[3],
+            if all_finite { "" } else { " NON-FINITE" }
+        );
+        per_impl.push(json!({"fwd_impl": label,
+            "fwd_ms": fwd.0, "fwd_ms_p10": fwd.1, "bwd_ms": bwd.0, "bwd_ms_p10": bwd.1, "fwdbwd_ms": both.0, "fwdbwd_ms_p10": both.1,
+            "fwd_tflops": tf(fwd.0, 1.0), "bwd_tflops": tf(bwd.0, 2.5), "fwdbwd_tflops": tf(both.0, 3.5),
+            "tokens_per_s_fwdbwd": t as f64 / (both.0 * 1e-3),
+            "sampled_rel_err": {"out": max_err[0], "dq": max_err[1], "dk": max_err[2], "dv": max_err[3]}, "all_finite": all_finite}));
+    }
+    set_fwd_impl(selected);
+    let mut r = json!({"name": name, "n": c.n, "d": d, "heads": heads, "batch": batch, "tokens": t, "jagged": c.jagged, "rab": c.rab,
+        "dtype": "bf16", "backend": if default_wgmma { "hstu-cuda wgmma fwd + mma.sync bwd sm_90a" } else { "hstu-cuda mma.sync sm_90a" }});
+    for (k, v) in per_impl[0].as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r["fwd_impls"] = json!(per_impl);
+    Ok(r)
 }
 
 /// Reference points of shared/docs/performance.md (same H200, D = 128, no rab, TFLOP/s
@@ -510,6 +562,7 @@ fn print_anchors(results: &[serde_json::Value]) {
     for &(n, jagged, tf, tb, cf, cb) in ANCHORS {
         let hit = results.iter().find(|r| {
             r["variant"].is_null()
+                && r["wgmma_variant"].is_null()
                 && r["n"] == n
                 && r["d"] == 128
                 && r["jagged"] == jagged
@@ -551,12 +604,22 @@ fn main() -> Result<()> {
         hstu_cuda::kernels::kernels_embedded()
     );
     let mut checks = Vec::new();
-    let ok_g = check_goldens(&dev, Path::new(&golden), &mut checks)
-        .map_err(|e| println!("golden checks FAILED: {e:#}"))
-        .unwrap_or(false);
-    let ok_r = check_random(&dev, &mut checks)
-        .map_err(|e| println!("random checks FAILED: {e:#}"))
-        .unwrap_or(false);
+    let (mut ok_g, mut ok_r) = (true, true);
+    let selected = fwd_impl();
+    for (label, imp) in [("mma", FwdImpl::Mma), ("wgmma", FwdImpl::Wgmma)] {
+        // wgmma: the shapes it does not cover (rab, D = 256) run the mma.sync kernels
+        set_fwd_impl(imp);
+        println!("-- checks, forward implementation {label}");
+        let mut c = Vec::new();
+        ok_g &= check_goldens(&dev, Path::new(&golden), &mut c)
+            .map_err(|e| println!("golden checks FAILED: {e:#}"))
+            .unwrap_or(false);
+        ok_r &= check_random(&dev, &mut c)
+            .map_err(|e| println!("random checks FAILED: {e:#}"))
+            .unwrap_or(false);
+        checks.push(json!({"fwd_impl": label, "checks": c}));
+    }
+    set_fwd_impl(selected);
     let mut results = Vec::new();
     let mut rng = Rng(7);
     if args.iter().any(|a| a == "--variant-sweep") {
@@ -574,7 +637,14 @@ fn main() -> Result<()> {
                 (256, 8192, false, false),
                 (128, 8192, false, true),
             ] {
-                match bench_one(&dev, &BenchCfg { n, d, jagged, rab }, reps, &mut rng) {
+                let cfg = BenchCfg {
+                    n,
+                    d,
+                    jagged,
+                    rab,
+                    side_by_side: false,
+                };
+                match bench_one(&dev, &cfg, reps, &mut rng) {
                     Ok(mut r) => {
                         r["variant"] = json!(v);
                         results.push(r)
@@ -588,23 +658,73 @@ fn main() -> Result<()> {
             hstu_cuda::attention::DEFAULT_VARIANT,
         );
     }
-    let ns: &[usize] = if quick {
-        &[1024, 8192]
-    } else {
-        &[1024, 2048, 4096, 8192]
+    if args.iter().any(|a| a == "--wgmma-sweep") {
+        // wgmma forward variants side by side (each line also times the mma.sync forward)
+        for v in 0..hstu_cuda::attention::WGMMA_FWD_VARIANTS {
+            hstu_cuda::attention::set_wgmma_fwd_variant(v);
+            println!("-- wgmma forward variant {v}");
+            for (d, n, jagged) in [
+                (128, 8192, false),
+                (128, 8192, true),
+                (128, 2048, false),
+                (64, 8192, false),
+            ] {
+                let cfg = BenchCfg {
+                    n,
+                    d,
+                    jagged,
+                    rab: false,
+                    side_by_side: true,
+                };
+                match bench_one(&dev, &cfg, reps, &mut rng) {
+                    Ok(mut r) => {
+                        r["wgmma_variant"] = json!(v);
+                        results.push(r)
+                    }
+                    Err(e) => println!("wgmma variant {v} N={n} D={d}: FAILED: {e:#}"),
+                }
+            }
+        }
+        hstu_cuda::attention::set_wgmma_fwd_variant(hstu_cuda::attention::DEFAULT_VARIANT);
+    }
+    let list = |k: &str, dflt: &[usize]| -> Result<Vec<usize>> {
+        match arg(k) {
+            Some(s) => s
+                .split(',')
+                .map(|x| x.trim().parse().with_context(|| format!("{k} {s}")))
+                .collect(),
+            None => Ok(dflt.to_vec()),
+        }
     };
-    let ds: &[usize] = if args.iter().any(|a| a == "--no-sweep") {
-        &[]
+    let ns = list(
+        "--ns",
+        if quick {
+            &[1024, 8192]
+        } else {
+            &[1024, 2048, 4096, 8192]
+        },
+    )?;
+    let ds = if args.iter().any(|a| a == "--no-sweep") {
+        Vec::new()
     } else {
-        &[128, 64, 256]
+        list("--ds", &[128, 64, 256])?
     };
-    for &d in ds {
-        for &n in ns {
+    let no_rab = args.iter().any(|a| a == "--no-rab");
+    let side_by_side = !args.iter().any(|a| a == "--no-side-by-side");
+    for &d in &ds {
+        for &n in &ns {
             for (jagged, rab) in [(false, false), (true, false), (false, true), (true, true)] {
-                if d != 128 && rab {
+                if (d != 128 || no_rab) && rab {
                     continue;
                 }
-                match bench_one(&dev, &BenchCfg { n, d, jagged, rab }, reps, &mut rng) {
+                let cfg = BenchCfg {
+                    n,
+                    d,
+                    jagged,
+                    rab,
+                    side_by_side,
+                };
+                match bench_one(&dev, &cfg, reps, &mut rng) {
                     Ok(r) => results.push(r),
                     Err(e) => println!("N={n} D={d} jagged={jagged} rab={rab}: FAILED: {e:#}"),
                 }

@@ -1,9 +1,14 @@
-//! Checks every element-wise kernel and the cuBLAS wrapper against CPU loops on random data.
+//! Checks every element-wise kernel and the cuBLAS wrapper against CPU loops on random data,
+//! and both attention forward implementations (mma.sync and wgmma + TMA) against the f64
+//! reference on random jagged problems (targets, max_attn_len, several key tiles per row).
 //!
 //!     check_ops        (prints one line per op; exit code 1 when an op exceeds its tolerance)
 use anyhow::{Result, bail};
 use hstu_cuda::CudaDevice;
+use hstu_cuda::attention::{FwdImpl, fwd_impl, set_fwd_impl};
 use hstu_cuda::elementwise::{AdamW, SampledSoftmax};
+use hstu_cuda::host::attention_host;
+use hstu_cuda::reference::{AttentionProblem, hstu_attention_fwd_reference};
 
 struct Rng(u64);
 impl Rng {
@@ -307,6 +312,73 @@ fn main() -> Result<()> {
             1e-4,
         );
     }
+    // attention forward, both implementations, relative L2 error vs f64 on bf16-rounded inputs
+    let rel = |a: &[f32], b: &[f64]| -> f64 {
+        let (mut num, mut den) = (0.0, 0.0);
+        for (x, y) in a.iter().zip(b) {
+            if !x.is_finite() {
+                return f64::INFINITY;
+            }
+            num += (*x as f64 - y).powi(2);
+            den += y * y;
+        }
+        (num / den.max(1e-300)).sqrt()
+    };
+    let selected = fwd_impl();
+    for (d, targets, mal) in [
+        (128, true, 0),
+        (128, false, 200),
+        (64, true, 90),
+        (64, false, 0),
+    ] {
+        let lens = [1000usize, 3, 129, 640, 257];
+        let mut offs = vec![0i64];
+        for l in lens {
+            offs.push(offs.last().unwrap() + l as i64);
+        }
+        let heads = 2;
+        let p = AttentionProblem {
+            seq_offsets: offs,
+            num_targets: targets.then(|| {
+                lens.iter()
+                    .map(|&l| (l as i64 / 7).min(l as i64 - 1))
+                    .collect()
+            }),
+            heads,
+            dqk: d,
+            dv: d,
+            alpha: 1.0 / (d as f64).sqrt(),
+            norm_n: 1000.0,
+            max_attn_len: mal,
+            rab: None,
+        };
+        let n = p.total_tokens() * heads * d;
+        let (q, k, v) = (rng.vec(n), rng.vec(n), rng.vec(n));
+        let r16 = |x: &[f32]| -> Vec<f64> {
+            x.iter()
+                .map(|&a| half::bf16::from_f32(a).to_f64())
+                .collect()
+        };
+        let want = hstu_attention_fwd_reference(&p, &r16(&q), &r16(&k), &r16(&v));
+        let mut outs = Vec::new();
+        for (label, imp) in [("mma", FwdImpl::Mma), ("wgmma", FwdImpl::Wgmma)] {
+            set_fwd_impl(imp);
+            let got = attention_host(&dev, &p, &q, &k, &v, None)?.out;
+            report(
+                &format!("attn fwd {label} D{d} t={targets} mal={mal} (rel)"),
+                rel(&got, &want),
+                6e-3,
+            );
+            outs.push(got);
+        }
+        let a: Vec<f64> = outs[0].iter().map(|&x| x as f64).collect();
+        report(
+            &format!("attn fwd wgmma~mma D{d} (rel)"),
+            rel(&outs[1], &a),
+            6e-3,
+        );
+    }
+    set_fwd_impl(selected);
     if fails > 0 {
         bail!("{fails} op checks failed");
     }
