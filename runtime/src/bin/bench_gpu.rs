@@ -13,7 +13,7 @@ use hstu_runtime::config::ModelConfig;
 use hstu_runtime::gpu::model::time_bucket_thresholds;
 use hstu_runtime::gpu::ops::{self, AttentionBuffers, AttentionParams};
 use hstu_runtime::gpu::record::{Recorder, to_f32};
-use hstu_runtime::gpu::{GpuContext, GpuModel, UploadOptions};
+use hstu_runtime::gpu::{GpuContext, GpuModel, PassTime, UploadOptions};
 use hstu_runtime::real::silu;
 use hstu_runtime::reference::{self, attention::valid, ops::time_bucket};
 use hstu_runtime::rng::Rng;
@@ -66,6 +66,59 @@ fn stats_ms(ns: &mut [f64]) -> (f64, f64) {
     ns.sort_by(f64::total_cmp);
     let pick = |q: f64| ns[((ns.len() - 1) as f64 * q).round() as usize] * 1e-6;
     (pick(0.5), pick(0.1))
+}
+
+/// Per-op GPU time over repetitions: for every label (first-seen order), the dispatches per
+/// repetition and the median over repetitions of that op's summed GPU time.
+fn kernel_table(reps: &[Vec<PassTime>]) -> Vec<Value> {
+    let mut labels: Vec<String> = Vec::new();
+    for rep in reps {
+        for p in rep {
+            if !labels.contains(&p.label) {
+                labels.push(p.label.clone());
+            }
+        }
+    }
+    let mut total_ns: Vec<f64> = reps
+        .iter()
+        .map(|rep| rep.iter().map(|p| p.ns).sum())
+        .collect();
+    let (total_ms, _) = stats_ms(&mut total_ns);
+    labels
+        .iter()
+        .map(|label| {
+            let mut ns: Vec<f64> = reps
+                .iter()
+                .map(|rep| rep.iter().filter(|p| &p.label == label).map(|p| p.ns).sum())
+                .collect();
+            let dispatches = reps
+                .first()
+                .map_or(0, |rep| rep.iter().filter(|p| &p.label == label).count());
+            let (med, p10) = stats_ms(&mut ns);
+            json!({
+                "op": label, "dispatches": dispatches, "median_ms": med, "p10_ms": p10,
+                "share": if total_ms > 0.0 { med / total_ms } else { 0.0 },
+            })
+        })
+        .collect()
+}
+
+fn print_kernels(title: &str, kernels: &[Value]) {
+    println!("  per-op GPU time, {title}:");
+    println!(
+        "    {:<28} {:>10} {:>11} {:>10} {:>7}",
+        "op", "dispatches", "median ms", "P10 ms", "share"
+    );
+    for k in kernels {
+        println!(
+            "    {:<28} {:>10} {:>11.3} {:>10.3} {:>6.1}%",
+            k["op"].as_str().unwrap_or("?"),
+            k["dispatches"].as_u64().unwrap_or(0),
+            k["median_ms"].as_f64().unwrap_or(0.0),
+            k["p10_ms"].as_f64().unwrap_or(0.0),
+            100.0 * k["share"].as_f64().unwrap_or(0.0)
+        );
+    }
 }
 
 fn random(rng: &mut Rng, n: usize, scale: f64) -> Vec<f32> {
@@ -314,23 +367,38 @@ fn bench_retrieval(
     let mut rows = Vec::new();
     for &b in batches {
         gpu.retrieve(&users[..b], 10)?;
+        // Wall time without timestamp queries first, then the profiled runs.
+        let mut plain = Vec::new();
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            gpu.retrieve(&users[..b], 10)?;
+            plain.push(t0.elapsed().as_secs_f64() * 1e9);
+        }
         gpu.set_profiling(true);
         gpu.take_gpu_ns();
+        gpu.take_pass_times();
         let mut ns = Vec::new();
         let mut wall = Vec::new();
+        let mut passes = Vec::new();
         for _ in 0..reps {
             let t0 = Instant::now();
             gpu.retrieve(&users[..b], 10)?;
             wall.push(t0.elapsed().as_secs_f64() * 1e9);
             ns.push(gpu.take_gpu_ns());
+            passes.push(gpu.take_pass_times());
         }
         gpu.set_profiling(false);
         let (med, p10) = stats_ms(&mut ns);
         let (wall_med, _) = stats_ms(&mut wall);
+        let (plain_med, _) = stats_ms(&mut plain);
+        let kernels = kernel_table(&passes);
         rows.push(json!({
             "section": "retrieval", "model": name, "items": cfg.num_items + 1, "batch": b, "len": len,
             "median_ms": med, "p10_ms": p10, "wall_median_ms": wall_med,
-            "users_per_s": b as f64 / (med * 1e-3), "top10_score_err": score_err,
+            "wall_unprofiled_median_ms": plain_med,
+            "users_per_s": b as f64 / (med * 1e-3),
+            "users_per_s_wall": b as f64 / (plain_med * 1e-3),
+            "top10_score_err": score_err, "kernels": kernels,
         }));
     }
     Ok(rows)
@@ -503,6 +571,14 @@ fn main() -> Result<()> {
                 r["wall_median_ms"].as_f64().unwrap_or(0.0),
                 r["users_per_s"].as_f64().unwrap_or(0.0)
             );
+            println!(
+                "  wall without timestamps {:9.3} ms  {:10.0} users/s",
+                r["wall_unprofiled_median_ms"].as_f64().unwrap_or(0.0),
+                r["users_per_s_wall"].as_f64().unwrap_or(0.0)
+            );
+            if let Some(k) = r["kernels"].as_array() {
+                print_kernels(&format!("{name} B={}", r["batch"]), k);
+            }
             rows.push(r);
         }
     }

@@ -4,7 +4,7 @@
 
 use super::context::GpuContext;
 use super::ops::{self, AttentionBuffers, AttentionParams, ItemChunk, MatmulParams, pad4};
-use super::record::Recorder;
+use super::record::{PassTime, Recorder};
 use crate::checkpoint::{Model, Weights};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -65,6 +65,8 @@ pub struct GpuModel {
     /// When set, every call records timestamps and adds its GPU time to `gpu_ns`.
     profiling: std::sync::atomic::AtomicBool,
     gpu_ns: std::sync::Mutex<f64>,
+    /// Every profiled dispatch since the last [`GpuModel::take_pass_times`].
+    passes: std::sync::Mutex<Vec<PassTime>>,
 }
 
 /// Encoder outputs (spec section 4 `encode`).
@@ -224,6 +226,7 @@ impl GpuModel {
             thresholds: bucket_thresholds(cfg),
             profiling: false.into(),
             gpu_ns: std::sync::Mutex::new(0.0),
+            passes: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -239,6 +242,14 @@ impl GpuModel {
             .lock()
             .map(|mut g| std::mem::take(&mut *g))
             .unwrap_or(0.0)
+    }
+
+    /// GPU time of every profiled dispatch since the last take, labelled by op (see [`Recorder::tag`]).
+    pub fn take_pass_times(&self) -> Vec<PassTime> {
+        self.passes
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
     }
 
     /// A recorder, timestamped when profiling.
@@ -262,6 +273,11 @@ impl GpuModel {
             && let Ok(mut g) = self.gpu_ns.lock()
         {
             *g += times.iter().map(|t| t.ns).sum::<f64>();
+        }
+        if !times.is_empty()
+            && let Ok(mut g) = self.passes.lock()
+        {
+            g.extend(times);
         }
         Ok(data)
     }
@@ -486,6 +502,7 @@ impl GpuModel {
         let uvqk = rec.scratch((t * d.w4 * 4) as u64)?;
         let attn = rec.scratch((t * d.hdv * 4) as u64)?;
         let y = rec.scratch((t * d.y4 * 4) as u64)?;
+        rec.tag("embedding");
         ops::embedding(
             rec,
             &tokens,
@@ -498,7 +515,9 @@ impl GpuModel {
         )?;
         let ap = self.attention_params(b, t);
         for (l, layer) in self.layers.iter().enumerate() {
+            rec.tag("layer_norm");
             ops::layer_norm(rec, &e, &n, t, d.d, self.cfg.layer_norm_eps)?;
+            rec.tag("uvqk_gemm");
             ops::matmul(
                 rec,
                 Variant::F32,
@@ -525,7 +544,9 @@ impl GpuModel {
                 out: &attn,
                 capture: cap,
             };
+            rec.tag("attention");
             ops::attention(rec, variant, &ap, &bufs, batch.max_len)?;
+            rec.tag("gating");
             ops::gating(
                 rec,
                 &attn,
@@ -537,6 +558,7 @@ impl GpuModel {
                 0,
                 self.cfg.layer_norm_eps,
             )?;
+            rec.tag("out_gemm");
             ops::matmul(
                 rec,
                 Variant::F32,
@@ -585,6 +607,7 @@ impl GpuModel {
             let mut rec = self.recorder();
             let e = self.record_forward(&mut rec, &batch, None, None)?;
             let o = rec.scratch((t * d * 4) as u64)?;
+            rec.tag("l2_norm");
             ops::l2_norm(&mut rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
             let data = self.finish(rec, &[(&o, 0, (t * d * 4) as u64)])?;
             let emb: Vec<f32> = super::record::to_f32(&data[0]);

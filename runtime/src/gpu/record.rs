@@ -30,6 +30,8 @@ pub struct Recorder<'a> {
     profiler: Option<Profiler>,
     /// Buffers taken from the pool for this batch, returned after completion.
     scratch: Vec<wgpu::Buffer>,
+    /// Op name given to the next profiled dispatches (see [`Recorder::tag`]).
+    tag: Option<&'static str>,
 }
 
 /// `ceil(a / b)` for dispatch sizes.
@@ -57,7 +59,14 @@ impl<'a> Recorder<'a> {
             align: ctx.limits.min_uniform_buffer_offset_alignment.max(16) as u64,
             profiler: None,
             scratch: Vec::new(),
+            tag: None,
         }
+    }
+
+    /// Name the op of the following dispatches in the profile (`uvqk_gemm`, `attention`, ...);
+    /// without a tag a dispatch is labelled by its pipeline (`hstu_matmul[f32]::main`).
+    pub fn tag(&mut self, op: &'static str) {
+        self.tag = Some(op);
     }
 
     /// Record begin/end timestamps of up to `passes` dispatches (no-op without TIMESTAMP_QUERY).
@@ -156,7 +165,10 @@ impl<'a> Recorder<'a> {
         let timestamp_writes = match self.profiler.as_mut() {
             Some(p) if (p.labels.len() as u32) < p.capacity => {
                 let i = p.labels.len() as u32;
-                p.labels.push(pipeline.label.clone());
+                p.labels.push(match self.tag {
+                    Some(t) => t.to_string(),
+                    None => pipeline.label.clone(),
+                });
                 Some((i * 2, i * 2 + 1))
             }
             _ => None,

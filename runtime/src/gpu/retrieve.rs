@@ -29,6 +29,7 @@ impl GpuModel {
             let mut rec = self.recorder();
             let e = self.record_forward(&mut rec, &batch, None, None)?;
             let o = rec.scratch((t * d * 4) as u64)?;
+            rec.tag("l2_norm");
             ops::l2_norm(&mut rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
             let users = rec.scratch((b * d * 4) as u64)?;
             for (i, w) in batch.seq_offsets.windows(2).enumerate() {
