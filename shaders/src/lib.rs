@@ -161,13 +161,13 @@ pub const SHADERS: &[ShaderEntry] = &[
     ShaderEntry {
         name: "hstu_matmul",
         source: wgsl!("hstu_matmul"),
-        entry_points: &["main"],
+        entry_points: &["main", "main_skinny"],
         variants: &[Variant::F32, Variant::F16, Variant::CoopMatrix],
     },
     ShaderEntry {
         name: "hstu_attention",
         source: wgsl!("hstu_attention"),
-        entry_points: &["main"],
+        entry_points: &["main", "main_small"],
         variants: &[
             Variant::F32,
             Variant::F16,

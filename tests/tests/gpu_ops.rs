@@ -4,7 +4,7 @@
 
 use hstu_runtime::checkpoint::load_raw;
 use hstu_runtime::gpu::GpuContext;
-use hstu_runtime::gpu::ops::{self, AttentionBuffers, AttentionParams, MatmulParams};
+use hstu_runtime::gpu::ops::{self, AttentionBuffers, AttentionParams, MatmulKernel, MatmulParams};
 use hstu_runtime::gpu::record::{Recorder, to_f32};
 use hstu_runtime::reference::{self, ops::time_bucket};
 use hstu_runtime::rng::Rng;
@@ -407,48 +407,58 @@ fn gpu_matmul_variants_match_reference() {
                 (a.clone(), b.clone())
             };
             let want = matmul_reference(&a_in, &b_in, &bias, &c0, m, k, n);
-            let mut rec = Recorder::new(ctx);
-            // Rows padded to a multiple of 64 for the cooperative tiles.
-            let rows = m.div_ceil(64) * 64 + 64;
-            let up = |rec: &mut Recorder, x: &[f32], extra: usize| {
-                let mut x = x.to_vec();
-                x.extend(std::iter::repeat_n(0.0, extra));
-                if f16 {
-                    let h: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
-                    rec.upload(&h).unwrap()
-                } else {
-                    rec.upload(&x).unwrap()
-                }
-            };
-            let a_buf = up(&mut rec, &a, (rows - m) * k);
-            let b_buf = up(&mut rec, &b, 64 * n);
-            let bias_buf = rec.upload(&bias).unwrap();
-            let c_buf = rec.upload(&c0).unwrap();
-            let p = MatmulParams {
-                m: m as u32,
-                n: n as u32,
-                k: k as u32,
-                lda: k as u32,
-                ldb: n as u32,
-                ldc: n as u32,
-                has_bias: 1,
-                silu: 1,
-                residual: 1,
-                ..MatmulParams::default()
-            };
-            ops::matmul(&mut rec, variant, &p, &a_buf, &b_buf, &bias_buf, &c_buf).unwrap();
-            let data = rec.finish(&[(&c_buf, 0, (m * n * 4) as u64)]).unwrap();
-            let tol = if variant == Variant::CoopMatrix {
-                Tolerance::COOP_F16
+            let kernels: &[MatmulKernel] = if variant == Variant::CoopMatrix {
+                &[MatmulKernel::Auto]
             } else {
-                Tolerance::F32_KERNEL
+                &[MatmulKernel::Tiled, MatmulKernel::Skinny]
             };
-            assert_close(
-                &format!("matmul {}", variant.name()),
-                &to_f32(&data[0]),
-                &want,
-                tol,
-            );
+            for &kernel in kernels {
+                let mut rec = Recorder::new(ctx);
+                // Rows padded to a multiple of 64 for the cooperative tiles.
+                let rows = m.div_ceil(64) * 64 + 64;
+                let up = |rec: &mut Recorder, x: &[f32], extra: usize| {
+                    let mut x = x.to_vec();
+                    x.extend(std::iter::repeat_n(0.0, extra));
+                    if f16 {
+                        let h: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
+                        rec.upload(&h).unwrap()
+                    } else {
+                        rec.upload(&x).unwrap()
+                    }
+                };
+                let a_buf = up(&mut rec, &a, (rows - m) * k);
+                let b_buf = up(&mut rec, &b, 64 * n);
+                let bias_buf = rec.upload(&bias).unwrap();
+                let c_buf = rec.upload(&c0).unwrap();
+                let p = MatmulParams {
+                    m: m as u32,
+                    n: n as u32,
+                    k: k as u32,
+                    lda: k as u32,
+                    ldb: n as u32,
+                    ldc: n as u32,
+                    has_bias: 1,
+                    silu: 1,
+                    residual: 1,
+                    ..MatmulParams::default()
+                };
+                ops::matmul_with(
+                    &mut rec, variant, kernel, &p, &a_buf, &b_buf, &bias_buf, &c_buf,
+                )
+                .unwrap();
+                let data = rec.finish(&[(&c_buf, 0, (m * n * 4) as u64)]).unwrap();
+                let tol = if variant == Variant::CoopMatrix {
+                    Tolerance::COOP_F16
+                } else {
+                    Tolerance::F32_KERNEL
+                };
+                assert_close(
+                    &format!("matmul {} {kernel:?}", variant.name()),
+                    &to_f32(&data[0]),
+                    &want,
+                    tol,
+                );
+            }
         }
     });
 }

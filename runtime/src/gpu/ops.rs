@@ -208,6 +208,30 @@ pub struct MatmulParams {
     pub _pad: u32,
 }
 
+/// Workgroups the 128 x 128 register-tiled matmul should give at least (two per SM of a large
+/// GPU); smaller products take `main_skinny` (4 x 4 outputs per invocation, no workgroup memory).
+const MATMUL_MIN_GROUPS: usize = 256;
+
+/// Whether an `m x n` product takes the skinny kernel. `HSTU_MATMUL_SKINNY=0|1` forces it (benchmarks).
+pub fn matmul_is_skinny(m: usize, n: usize) -> bool {
+    match std::env::var("HSTU_MATMUL_SKINNY").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => m.div_ceil(128) * n.div_ceil(128) < MATMUL_MIN_GROUPS,
+    }
+}
+
+/// Which matmul kernel of `hstu_matmul.wgsl` runs (F32 / F16 variants; CoopMatrix has one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// [`matmul_is_skinny`] decides.
+    Auto,
+    /// 128 x 128 workgroup tiles, 8 x 8 outputs per invocation (`main`).
+    Tiled,
+    /// 4 x 4 outputs per invocation, no workgroup memory (`main_skinny`).
+    Skinny,
+}
+
 /// `c = epilogue(a @ b + bias) (+ c)`; `variant` F32, F16 (a, b f16) or CoopMatrix (a, b f16, dims multiples of 16/64).
 pub fn matmul(
     rec: &mut Recorder,
@@ -218,6 +242,26 @@ pub fn matmul(
     bias: &wgpu::Buffer,
     c: &wgpu::Buffer,
 ) -> Result<()> {
+    matmul_with(rec, variant, MatmulKernel::Auto, p, a, b, bias, c)
+}
+
+/// [`matmul`] with the kernel chosen by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    rec: &mut Recorder,
+    variant: Variant,
+    kernel: MatmulKernel,
+    p: &MatmulParams,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<()> {
+    let skinny = match kernel {
+        MatmulKernel::Auto => matmul_is_skinny(p.m as usize, p.n as usize),
+        MatmulKernel::Tiled => false,
+        MatmulKernel::Skinny => true,
+    };
     let (key, grid) = match variant {
         Variant::CoopMatrix => {
             let sg = rec.ctx.coop_subgroup_size().ok_or_else(|| {
@@ -233,6 +277,10 @@ pub fn matmul(
                 (groups(p.n as usize, 64), groups(p.m as usize, 64), 1),
             )
         }
+        _ if skinny => (
+            PipelineKey::new("hstu_matmul", variant, "main_skinny"),
+            (groups(p.n as usize, 4 * 64), groups(p.m as usize, 4), 1),
+        ),
         _ => (
             PipelineKey::new("hstu_matmul", variant, "main"),
             (groups(p.n as usize, 128), groups(p.m as usize, 128), 1),
@@ -305,6 +353,11 @@ pub struct AttentionBuffers<'b> {
     pub capture: Option<&'b wgpu::Buffer>,
 }
 
+/// Heads small enough for `main_small` (dqk, dv <= 32); `HSTU_ATTENTION_SMALL=0` turns it off (benchmarks).
+fn small_heads(p: &AttentionParams) -> bool {
+    p.dqk <= 32 && p.dv <= 32 && std::env::var("HSTU_ATTENTION_SMALL").as_deref() != Ok("0")
+}
+
 /// Fused attention over `max_rows = max_b (L_b - q_begin)` query rows per sequence.
 pub fn attention(
     rec: &mut Recorder,
@@ -346,8 +399,19 @@ pub fn attention(
                 return Err(Error::Input("capture attention runs one sequence".into()));
             }
             list.push((8, whole(c)));
-            (PipelineKey::new("hstu_attention", variant, "main"), 64)
+            if small_heads(p) {
+                (
+                    PipelineKey::new("hstu_attention", variant, "main_small"),
+                    32,
+                )
+            } else {
+                (PipelineKey::new("hstu_attention", variant, "main"), 64)
+            }
         }
+        _ if small_heads(p) => (
+            PipelineKey::new("hstu_attention", variant, "main_small"),
+            32,
+        ),
         _ => (PipelineKey::new("hstu_attention", variant, "main"), 64),
     };
     let grid = (groups(max_rows.max(1), bq), p.heads, p.batch);
@@ -445,6 +509,7 @@ pub fn top_k(
     let score_key = PipelineKey::new("hstu_topk", Variant::F32, "score_topk");
     let tiles = u32_of(batch.div_ceil(tiling.tile_users), "user tiles")?;
     let mut base = 0;
+    rec.tag("topk_score");
     for (chunk, &g) in items.iter().zip(&chunk_groups) {
         if g == 0 {
             continue;
@@ -483,6 +548,7 @@ pub fn top_k(
     }
     let merge_key = PipelineKey::new("hstu_topk", Variant::F32, "merge_topk");
     let mut segs = segments;
+    rec.tag("topk_merge");
     while segs > 1 {
         let out_segs = len.div_ceil(SORT_N);
         let out_scores = rec.scratch((batch * out_segs * k * 4) as u64)?;

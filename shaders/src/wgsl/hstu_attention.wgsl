@@ -1,6 +1,6 @@
 // hstu_attention: out[b, i, h, :] = sum_j valid(i, j) * silu(alpha * q_i . k_j + rab_ij) / n * v_j over jagged sequences (spec sections 1, 5, 6), tiled flash-style: never an N x N matrix in memory (CAPTURE: also writes a_ij for batch 1).
 // bindings: 0 params (uniform), 1 meta u32 [seq_offsets B+1 | num_targets B | bucket thresholds buckets+1], 2 q, 3 k, 4 v (elem, rows of q_stride/k_stride/v_stride, head h at column offset + h*d), 5 rab_w f32 [pos_w 2N-1 | ts_w buckets+1], 6 times i32 [t_next T | t_key T], 7 out f32 [.., out_stride], (CAPTURE: 8 capture f32 [H, L, L]).
-// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup.
+// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
 
 struct Params {
     batch: u32,
@@ -91,6 +91,130 @@ fn key_block_needed(j0: u32, bk: u32, i0: u32, i1: u32, u: u32) -> bool {
     let history_end = min(i1, u);
     let diagonal_start = max(i0, u);
     return j0 < history_end || (j0 < i1 && j0 + bk > diagonal_start);
+}
+
+// Small-head path `main_small` (every variant; dqk, dv <= 32, e.g. HSTU-large's 8 heads x 32):
+// BQ = 32 query rows x BK = 32 keys per step, 256 invocations; the q tile stays in workgroup
+// memory for the whole key loop, k and v tiles are one vec4 per invocation, 3 barriers per key block.
+const SB: u32 = 32u;   // query rows and keys per block
+const SD: u32 = 32u;   // head dims at most (dqk and dv)
+
+var<workgroup> sq_tile: array<vec4<f32>, 256>; // [SB rows][SD / 4 dims]
+var<workgroup> sk_tile: array<vec4<f32>, 256>; // [SD dims][SB / 4 keys]: k transposed, 4 keys per vec4
+var<workgroup> sv_tile: array<vec4<f32>, 256>; // [SB keys][SD / 4 dims]
+var<workgroup> sp_tile: array<vec4<f32>, 256>; // [SB rows][SB / 4 keys]: a_ij
+
+// Columns [c, c + 4) of a head starting at column head_col of row `row` (0 past dqk / dv or when !ok).
+fn small_q4(row: u32, head_col: u32, c: u32, ok: bool) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    let base = row * params.q_stride + params.q_offset + head_col + c;
+    if (ok && c < params.dqk) { r.x = f32(q[base]); }
+    if (ok && c + 1u < params.dqk) { r.y = f32(q[base + 1u]); }
+    if (ok && c + 2u < params.dqk) { r.z = f32(q[base + 2u]); }
+    if (ok && c + 3u < params.dqk) { r.w = f32(q[base + 3u]); }
+    return r;
+}
+
+fn small_k4(row: u32, head_col: u32, c: u32, ok: bool) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    let base = row * params.k_stride + params.k_offset + head_col + c;
+    if (ok && c < params.dqk) { r.x = f32(k[base]); }
+    if (ok && c + 1u < params.dqk) { r.y = f32(k[base + 1u]); }
+    if (ok && c + 2u < params.dqk) { r.z = f32(k[base + 2u]); }
+    if (ok && c + 3u < params.dqk) { r.w = f32(k[base + 3u]); }
+    return r;
+}
+
+fn small_v4(row: u32, head_col: u32, c: u32, ok: bool) -> vec4<f32> {
+    var r = vec4<f32>(0.0);
+    let base = row * params.v_stride + params.v_offset + head_col + c;
+    if (ok && c < params.dv) { r.x = f32(v[base]); }
+    if (ok && c + 1u < params.dv) { r.y = f32(v[base + 1u]); }
+    if (ok && c + 2u < params.dv) { r.z = f32(v[base + 2u]); }
+    if (ok && c + 3u < params.dv) { r.w = f32(v[base + 3u]); }
+    return r;
+}
+
+fn small_weight(s: f32, i: u32, j: u32, seq: Sequence, h: u32) -> f32 {
+    var w = 0.0;
+    if (i < seq.len && j < seq.len) {
+        w = attention_weight(s, i, j, seq.history, seq.start);
+//#if CAPTURE
+        capture[(h * seq.len + i) * seq.len + j] = w;
+//#endif
+    }
+    return w;
+}
+
+// s += q . k_c for the 4 keys of k rows c..c+3 (one dim each) times the 4 dims of qv.
+fn small_dot(qv: vec4<f32>, c: u32, key4: u32, s: vec4<f32>) -> vec4<f32> {
+    var r = fma(vec4<f32>(qv.x), sk_tile[(c + 0u) * 8u + key4], s);
+    r = fma(vec4<f32>(qv.y), sk_tile[(c + 1u) * 8u + key4], r);
+    r = fma(vec4<f32>(qv.z), sk_tile[(c + 2u) * 8u + key4], r);
+    r = fma(vec4<f32>(qv.w), sk_tile[(c + 3u) * 8u + key4], r);
+    return r;
+}
+
+@compute @workgroup_size(256)
+fn main_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let b = wid.z;
+    let h = wid.y;
+    let seq = sequence(b);
+    let i0 = params.q_begin + wid.x * SB;
+    if (i0 >= seq.len) {
+        return;
+    }
+    let i1 = min(i0 + SB, seq.len);
+    // Invocation li: row (query or key) li / 8 of a block, 4 columns (li % 8) * 4.
+    let r = li / 8u;
+    let c4 = li % 8u;
+    let i = i0 + r;
+    let hq = h * params.dqk;
+    let hv = h * params.dv;
+    sq_tile[li] = small_q4(seq.start + i, hq, c4 * 4u, i < seq.len);
+    var o = vec4<f32>(0.0);
+    for (var j0 = 0u; j0 < i1; j0 += SB) {
+        if (!key_block_needed(j0, SB, i0, i1, seq.history)) {
+            continue;
+        }
+        workgroupBarrier();
+        let jl = j0 + r;
+        let kv = small_k4(seq.start + jl, hq, c4 * 4u, jl < seq.len);
+        sk_tile[(c4 * 4u + 0u) * 8u + r / 4u][r % 4u] = kv.x;
+        sk_tile[(c4 * 4u + 1u) * 8u + r / 4u][r % 4u] = kv.y;
+        sk_tile[(c4 * 4u + 2u) * 8u + r / 4u][r % 4u] = kv.z;
+        sk_tile[(c4 * 4u + 3u) * 8u + r / 4u][r % 4u] = kv.w;
+        sv_tile[li] = small_v4(seq.start + jl, hv, c4 * 4u, jl < seq.len);
+        workgroupBarrier();
+        // Scores of query row r against keys 4 c4 .. 4 c4 + 3.
+        var s = vec4<f32>(0.0);
+        for (var c = 0u; c < SD / 4u; c++) {
+            s = small_dot(sq_tile[r * 8u + c], c * 4u, c4, s);
+        }
+        let j = j0 + c4 * 4u;
+        sp_tile[li] = vec4<f32>(
+            small_weight(s.x, i, j, seq, h),
+            small_weight(s.y, i, j + 1u, seq, h),
+            small_weight(s.z, i, j + 2u, seq, h),
+            small_weight(s.w, i, j + 3u, seq, h));
+        workgroupBarrier();
+        // o[row r, dims 4 c4 ..] += sum over the block's keys of a_rj v_j.
+        for (var kq = 0u; kq < SB / 4u; kq++) {
+            let p = sp_tile[r * 8u + kq];
+            o = fma(vec4<f32>(p.x), sv_tile[(kq * 4u + 0u) * 8u + c4], o);
+            o = fma(vec4<f32>(p.y), sv_tile[(kq * 4u + 1u) * 8u + c4], o);
+            o = fma(vec4<f32>(p.z), sv_tile[(kq * 4u + 2u) * 8u + c4], o);
+            o = fma(vec4<f32>(p.w), sv_tile[(kq * 4u + 3u) * 8u + c4], o);
+        }
+    }
+    if (i < seq.len) {
+        let col = c4 * 4u;
+        let base = (seq.start + i - params.q_begin) * params.out_stride + hv + col;
+        if (col < params.dv) { out[base] = o.x; }
+        if (col + 1u < params.dv) { out[base + 1u] = o.y; }
+        if (col + 2u < params.dv) { out[base + 2u] = o.z; }
+        if (col + 3u < params.dv) { out[base + 3u] = o.w; }
+    }
 }
 
 //#if COOP

@@ -1,6 +1,6 @@
 // hstu_matmul: c[c_row_offset + r, n] = epilogue(sum_k a[a_row_offset + r, k] * b[k, n] + bias[n]) (+ c[..] when residual), epilogue = identity or silu; a, b row-major with strides lda, ldb (multiples of 4, 16 for COOP).
 // bindings: 0 params (uniform), 1 a [.., lda] elem, 2 b [K, ldb] elem, 3 bias [ldc] f32, 4 c [.., ldc] f32.
-// dispatch: (ceil(N / (8 * WG_X)), ceil(M / (8 * WG_Y)), 1) with WG_X x WG_Y invocations; COOP: (ceil(N / 64), ceil(M / 64), 1), one subgroup (SG invocations) per 64 x 64 tile.
+// dispatch: (ceil(N / (8 * WG_X)), ceil(M / (8 * WG_Y)), 1) with WG_X x WG_Y invocations; COOP: (ceil(N / 64), ceil(M / 64), 1), one subgroup (SG invocations) per 64 x 64 tile; main_skinny (any variant): (ceil(N / (4 * SKINNY_WG)), ceil(M / 4), 1).
 
 struct Params {
     m: u32,
@@ -134,7 +134,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     store_tile(c32, row0 + 48u, col0 + 32u, lane);
     store_tile(c33, row0 + 48u, col0 + 48u, lane);
 }
+// a[.., k .. k + 4] and b[k, n .. n + 4] as f32 vectors; index in elements, a multiple of 4.
+fn load_a4(index: u32) -> vec4<f32> {
+    return vec4<f32>(f32(a[index]), f32(a[index + 1u]), f32(a[index + 2u]), f32(a[index + 3u]));
+}
+
+fn load_b4(index: u32) -> vec4<f32> {
+    return vec4<f32>(f32(b[index]), f32(b[index + 1u]), f32(b[index + 2u]), f32(b[index + 3u]));
+}
 //#else
+// a[.., k .. k + 4] and b[k, n .. n + 4] as f32 vectors; index in elements, a multiple of 4.
+fn load_a4(index: u32) -> vec4<f32> {
+    return vec4<f32>(a[index / 4u]);
+}
+
+fn load_b4(index: u32) -> vec4<f32> {
+    return vec4<f32>(b[index / 4u]);
+}
+
 // Register-tiled path: each invocation owns 8 x 8 outputs (rows ty*4 + r and TM/2 + ty*4 + r, columns
 // tx*4 and TN/2 + tx*4, four each) in 16 vec4 accumulators with constant names.
 override WG_X: u32 = 16u;
@@ -232,3 +249,57 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     store4(r_hi + 3u, n_lo, c7l); store4(r_hi + 3u, n_hi, c7h);
 }
 //#endif
+
+// Skinny path `main_skinny` (every variant; few rows, e.g. one user's 200 tokens): no workgroup
+// memory, each invocation owns 4 rows x 4 columns and reads a and b straight from memory (L1/L2),
+// so a 200 x 1024 product spreads over 12,800 invocations instead of 16 workgroups.
+override SKINNY_WG: u32 = 64u;
+
+fn skinny_row(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    var r = fma(vec4<f32>(av.x), b0, acc);
+    r = fma(vec4<f32>(av.y), b1, r);
+    r = fma(vec4<f32>(av.z), b2, r);
+    r = fma(vec4<f32>(av.w), b3, r);
+    return r;
+}
+
+fn skinny_store(row: u32, col: u32, acc: vec4<f32>) {
+    if (row < params.m) {
+        let out_index = ((params.c_row_offset + row) * params.ldc + col) / 4u;
+        c[out_index] = epilogue(acc, out_index, col);
+    }
+}
+
+@compute @workgroup_size(SKINNY_WG)
+fn main_skinny(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let col = gid.x * 4u;
+    let row0 = gid.y * 4u;
+    if (col >= params.n) {
+        return;
+    }
+    // Rows past m read row m - 1 (in bounds) and are not stored.
+    let last = params.m - 1u;
+    let ra0 = (params.a_row_offset + min(row0, last)) * params.lda;
+    let ra1 = (params.a_row_offset + min(row0 + 1u, last)) * params.lda;
+    let ra2 = (params.a_row_offset + min(row0 + 2u, last)) * params.lda;
+    let ra3 = (params.a_row_offset + min(row0 + 3u, last)) * params.lda;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < params.k; k0 += 4u) {
+        let ib = k0 * params.ldb + col;
+        let b0 = load_b4(ib);
+        let b1 = load_b4(ib + params.ldb);
+        let b2 = load_b4(ib + 2u * params.ldb);
+        let b3 = load_b4(ib + 3u * params.ldb);
+        acc0 = skinny_row(acc0, load_a4(ra0 + k0), b0, b1, b2, b3);
+        acc1 = skinny_row(acc1, load_a4(ra1 + k0), b0, b1, b2, b3);
+        acc2 = skinny_row(acc2, load_a4(ra2 + k0), b0, b1, b2, b3);
+        acc3 = skinny_row(acc3, load_a4(ra3 + k0), b0, b1, b2, b3);
+    }
+    skinny_store(row0, col, acc0);
+    skinny_store(row0 + 1u, col, acc1);
+    skinny_store(row0 + 2u, col, acc2);
+    skinny_store(row0 + 3u, col, acc3);
+}
