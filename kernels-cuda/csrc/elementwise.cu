@@ -2,30 +2,8 @@
 // layer norm (no affine) fwd/bwd, SiLU fwd/bwd, gating u * x with dropout fwd/bwd, embedding
 // gather (item * scale + position) and its scatter-add backward, sampled-softmax loss with its
 // gradient, AdamW. Row kernels use one warp per row (block 256 = 8 rows); flat kernels grid-stride.
-#include <stdint.h>
 
-#define GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Counter-based uniform in [0, 1) from (seed, index): the same mask in forward and backward.
-__device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (float)(z >> 40) * (1.0f / 16777216.0f);
-}
+#include "hstu_device_utils.cuh"
 
 // y = (x - mean) * rstd per row of [rows, dim]; saves rstd [rows] for the backward.
 extern "C" __global__ void hstu_layer_norm_fwd_f32(const float* x, float* y, float* rstd, int rows,
@@ -121,7 +99,7 @@ extern "C" __global__ void hstu_embedding_bwd_f32(const float* dout, const int64
   }
 }
 
-// Sampled softmax (hstu-spec 7), one warp per query row p (dim <= 512, K <= 255):
+// Sampled softmax (hstu-spec 7), one warp per query row p (dim <= 1024, K <= 255):
 //   q = o_p / max(|o_p|, eps), e_c = normalize(item_emb[c]) for c in {pos_p, neg_p[0..K)},
 //   logits = q . e_c / temperature, a negative equal to the positive is masked (-inf),
 //   loss_p = logsumexp(logits) - logits[0]; rows with pos_p == 0 are skipped (loss 0).
@@ -143,7 +121,7 @@ extern "C" __global__ void hstu_sampled_softmax_f32(const float* o, const float*
     if (lane == 0) loss[row] = 0.f;
     return;
   }
-  constexpr int MAXC = 16;  // dim <= 32 * MAXC
+  constexpr int MAXC = 32;  // dim <= 32 * MAXC
   float q[MAXC], dq[MAXC];
   float qn = 0.f;
 #pragma unroll

@@ -400,10 +400,10 @@ impl CudaDevice {
         const OP: &str = "sampled_softmax";
         let rows = x.pos_ids.len();
         let dim = x.o.len() / rows.max(1);
-        if dim > 512 || dim == 0 {
+        if dim > 1024 || dim == 0 {
             return Err(CudaError::Unsupported {
                 op: OP,
-                what: "dim (1..=512)",
+                what: "dim (1..=1024)",
                 value: dim.to_string(),
             });
         }

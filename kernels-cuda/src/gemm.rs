@@ -24,6 +24,26 @@ impl CudaDevice {
 }
 
 impl Blas {
+    /// Lets cuBLAS run f32 products on TF32 tensor cores (10-bit mantissa inputs, f32
+    /// accumulation): the mixed-precision mode of the trainer. Off by default (exact SGEMM).
+    pub fn set_tf32(&self, on: bool) -> Result<()> {
+        use cudarc::cublas::sys::{cublasMath_t, cublasSetMathMode, cublasStatus_t};
+        let mode = if on {
+            cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            cublasMath_t::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle is alive for as long as `self`.
+        let status = unsafe { cublasSetMathMode(*self.blas.handle(), mode) };
+        if status != cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(CudaError::Blas {
+                op: "set math mode",
+                msg: format!("{status:?}"),
+            });
+        }
+        Ok(())
+    }
+
     /// `c [m, n] = alpha * op(a) @ op(b) + beta * c`, all row-major; `op(a)` is `[m, k]`
     /// (`a` stored `[k, m]` when `trans_a`), `op(b)` is `[k, n]` (`b` stored `[n, k]` when `trans_b`).
     #[allow(clippy::too_many_arguments)]

@@ -52,6 +52,8 @@ pub mod host;
 pub mod kernels;
 pub mod params;
 pub mod reference;
+pub mod train_ops;
 
+pub use cudarc;
 pub use device::{CudaDevice, cuda_available};
 pub use error::{CudaError, Result};

@@ -22,7 +22,8 @@ use std::path::PathBuf;
 pub enum TrainDevice {
     /// The CPU backward, parallel over users (rayon).
     Cpu,
-    /// The CUDA trainer of hstu-cuda.
+    /// The fused CUDA step of hstu-cuda (retrieval models; NVIDIA sm_90 GPU, e.g. H100/H200):
+    /// bf16 tensor-core attention, TF32 GEMMs, f32 weights and AdamW on the device.
     Cuda,
 }
 
@@ -46,6 +47,12 @@ pub struct TrainArgs {
     resume: bool,
     #[arg(long, value_enum, default_value = "cpu")]
     device: TrainDevice,
+    /// CUDA device ordinal (--device cuda).
+    #[arg(long, default_value_t = 0)]
+    cuda_device: usize,
+    /// Exact f32 SGEMM instead of TF32 tensor cores for the dense products (--device cuda).
+    #[arg(long)]
+    no_tf32: bool,
     /// Users per step.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -119,11 +126,6 @@ fn initial_weights(cfg: &ModelConfig, seed: u64, init: Option<&PathBuf>) -> Resu
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    if a.device == TrainDevice::Cuda {
-        bail!(
-            "--device cuda: the CUDA trainer is not wired into `hstu train` yet; use --device cpu"
-        );
-    }
     let cfg = ModelConfig::load(&a.config)?;
     let path = resolve_data(&a.data)?;
     let ds = load_dataset(&path, &Limits::default())?;
@@ -186,6 +188,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         max_steps_per_epoch: a.max_steps_per_epoch,
         progress: !a.no_progress,
         keep_last: a.refit,
+        device: match a.device {
+            TrainDevice::Cpu => hstu_runtime::train::TrainDevice::Cpu,
+            TrainDevice::Cuda => hstu_runtime::train::TrainDevice::Cuda {
+                ordinal: a.cuda_device,
+                tf32: !a.no_tf32,
+            },
+        },
     };
     let init = initial_weights(&cfg, a.seed, a.init.as_ref())?;
     let report = train(&cfg, init, &data, &opts, &a.out, a.resume)?;

@@ -8,10 +8,13 @@
 //! * [`loss`]: autoregressive sampled softmax; the ranking head with BCE per task.
 //! * [`grads`], [`adamw`]: gradient buffers shaped like the weights; AdamW as torch.
 //! * [`step`]: one example's and one batch's gradients (parallel, deterministic).
+//! * [`cuda`] (feature `cuda`): the same retrieval step fused on a CUDA GPU (hstu-cuda).
 //! * [`trainer`], [`state`]: the loop (validating each epoch through [`crate::evaluate`]) and its checkpoint for `--resume`.
 
 pub mod adamw;
 pub mod attention;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod grads;
 pub mod loss;
 pub mod ops;
@@ -21,4 +24,4 @@ pub mod tape;
 pub mod trainer;
 
 pub use attention::{AttentionGrads, hstu_attention_backward};
-pub use trainer::{TrainData, TrainOptions, TrainReport, train};
+pub use trainer::{TrainData, TrainDevice, TrainOptions, TrainReport, train};

@@ -49,6 +49,19 @@ pub struct TrainOptions {
     /// Output the last epoch instead of the best validation epoch (a refit on all training data,
     /// where validation is in-sample and only reported).
     pub keep_last: bool,
+    /// Where the training steps run (validation and checkpoints are on the host either way).
+    pub device: TrainDevice,
+}
+
+/// Where the training steps run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrainDevice {
+    /// The CPU backward, parallel over users and deterministic for a seed.
+    #[default]
+    Cpu,
+    /// The fused CUDA step of [`super::cuda`] on device `ordinal`; `tf32` lets the dense
+    /// products use TF32 tensor cores.
+    Cuda { ordinal: usize, tf32: bool },
 }
 
 impl Default for TrainOptions {
@@ -64,6 +77,7 @@ impl Default for TrainOptions {
             max_steps_per_epoch: None,
             progress: true,
             keep_last: false,
+            device: TrainDevice::Cpu,
         }
     }
 }
@@ -247,8 +261,9 @@ pub fn train(
         );
     }
     let seed = st.seed;
-    let mut log = MetricsLog::open(out, resume)?;
     let dropout = Dropout::of_config(cfg);
+    let mut gpu = open_device(cfg, &w, &opt, opts, dropout)?;
+    let mut log = MetricsLog::open(out, resume)?;
     let loss = SampledSoftmax {
         num_negatives: opts.num_negatives,
         temperature: opts.temperature,
@@ -271,28 +286,40 @@ pub fn train(
         for s in 0..steps {
             let t0 = Instant::now();
             let range = s * opts.batch_size..((s + 1) * opts.batch_size).min(n);
-            let rng = Rng::new(seed).fork(STEP_STREAM + st.step);
-            let (g, sum, tokens) = match &examples {
-                Epoch::Retrieval(v) => {
-                    let items = normalized_items(&w.item_emb, cfg.l2_norm_eps);
-                    let f = |seq: &&UserSequence, r: &mut Rng, g: &mut _| {
-                        retrieval_example(cfg, &w, &items, &loss, dropout, seq, r, g)
-                    };
-                    batch_grads(&w, &v[range], &rng, &f)
+            let (sum, tokens) = match (&mut gpu, &examples) {
+                (Some(dev), Epoch::Retrieval(v)) => {
+                    let (sum, tokens) = gpu_step(dev, &v[range], seed)?;
+                    if sum.count == 0 {
+                        continue;
+                    }
+                    (sum, tokens)
                 }
-                Epoch::Ranking(v) => {
-                    let f = |ex: &RankingExample, r: &mut Rng, g: &mut _| {
-                        ranking_example(cfg, &w, dropout, ex, r, g)
+                _ => {
+                    let rng = Rng::new(seed).fork(STEP_STREAM + st.step);
+                    let (g, sum, tokens) = match &examples {
+                        Epoch::Retrieval(v) => {
+                            let items = normalized_items(&w.item_emb, cfg.l2_norm_eps);
+                            let f = |seq: &&UserSequence, r: &mut Rng, g: &mut _| {
+                                retrieval_example(cfg, &w, &items, &loss, dropout, seq, r, g)
+                            };
+                            batch_grads(&w, &v[range], &rng, &f)
+                        }
+                        Epoch::Ranking(v) => {
+                            let f = |ex: &RankingExample, r: &mut Rng, g: &mut _| {
+                                ranking_example(cfg, &w, dropout, ex, r, g)
+                            };
+                            batch_grads(&w, &v[range], &rng, &f)
+                        }
                     };
-                    batch_grads(&w, &v[range], &rng, &f)
+                    if sum.count == 0 {
+                        continue;
+                    }
+                    let mut g = g.finish(&w, cfg.l2_norm_eps);
+                    scale(&mut g, 1.0 / sum.count as f32);
+                    opt.update(&mut w, &g);
+                    (sum, tokens)
                 }
             };
-            if sum.count == 0 {
-                continue;
-            }
-            let mut g = g.finish(&w, cfg.l2_norm_eps);
-            scale(&mut g, 1.0 / sum.count as f32);
-            opt.update(&mut w, &g);
             st.step += 1;
             let secs = t0.elapsed().as_secs_f64();
             train_tokens += tokens;
@@ -308,6 +335,7 @@ pub fn train(
             bar.inc(1);
         }
         bar.finish_and_clear();
+        download_device(&gpu, &mut w, &mut opt)?;
         if let Some((name, i, x)) = w.find_non_finite() {
             return Err(Error::NonFinite(format!(
                 "after epoch {epoch}: `{name}`[{i}] = {x}"
@@ -348,6 +376,88 @@ pub fn train(
         wall_secs: started.elapsed().as_secs_f64(),
         tokens_per_s: train_tokens as f64 / train_secs.max(1e-9),
     })
+}
+
+#[cfg(feature = "cuda")]
+type DeviceTrainer = super::cuda::CudaTrainer;
+#[cfg(not(feature = "cuda"))]
+type DeviceTrainer = std::convert::Infallible;
+
+/// The device trainer of `opts.device` (`None` for the CPU), holding `w` and `opt`.
+#[cfg(feature = "cuda")]
+fn open_device(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    opt: &AdamW<f32>,
+    opts: &TrainOptions,
+    dropout: Dropout,
+) -> Result<Option<DeviceTrainer>> {
+    let TrainDevice::Cuda { ordinal, tf32 } = opts.device else {
+        return Ok(None);
+    };
+    let t = super::cuda::CudaTrainer::new(
+        ordinal,
+        cfg,
+        w,
+        opt,
+        super::cuda::CudaStepOptions {
+            num_negatives: opts.num_negatives,
+            temperature: opts.temperature as f32,
+            dropout,
+            tf32,
+        },
+    )?;
+    tracing::info!(device = %t.describe(), tf32, "training on CUDA");
+    Ok(Some(t))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_device(
+    _cfg: &ModelConfig,
+    _w: &Weights<f32>,
+    _opt: &AdamW<f32>,
+    opts: &TrainOptions,
+    _dropout: Dropout,
+) -> Result<Option<DeviceTrainer>> {
+    match opts.device {
+        TrainDevice::Cpu => Ok(None),
+        TrainDevice::Cuda { .. } => Err(Error::Input(
+            "--device cuda: this build has no CUDA support (build hstu-runtime with the `cuda` feature)".into(),
+        )),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_step(
+    dev: &mut DeviceTrainer,
+    seqs: &[&UserSequence],
+    seed: u64,
+) -> Result<(super::loss::LossSum, usize)> {
+    dev.step(seqs, seed)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn gpu_step(
+    dev: &mut DeviceTrainer,
+    _seqs: &[&UserSequence],
+    _seed: u64,
+) -> Result<(super::loss::LossSum, usize)> {
+    match *dev {}
+}
+
+/// Brings the host copies up to date with the device (validation, checkpoint).
+fn download_device(
+    dev: &Option<DeviceTrainer>,
+    w: &mut Weights<f32>,
+    opt: &mut AdamW<f32>,
+) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    if let Some(d) = dev {
+        d.download(w, opt)?;
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = (dev, w, opt);
+    Ok(())
 }
 
 fn progress_bar(len: u64, epoch: usize, visible: bool) -> indicatif::ProgressBar {
