@@ -382,6 +382,193 @@ __device__ __forceinline__ void attn_fwd_wgmma(const HstuAttnParams& p, const Hs
   }
 }
 
+// dQ of the backward (hstu-spec section 6), same block shape and pipeline as the forward:
+//   S = Q K^T, G = dO V^T (both wgmma from shared memory), dS = valid ? G silu'(alpha S) / n : 0
+//   in registers as bf16 A fragments, dQ += dS K (K read N-major), dq = alpha dQ.
+// Q and dO of the block arrive once (one mbarrier), K/V tiles stream through the NS-stage ring.
+__host__ __device__ constexpr int wg_dq_smem(int d, int bn, int ns) {
+  return 2 * 128 * d * 2 + ns * 2 * bn * d * 2 + 1024;
+}
+
+template <int D, int BN, int NS>
+__device__ __forceinline__ void attn_bwd_dq_wgmma(const HstuAttnParams& p, const HstuTmaDesc* tq,
+                                                  const HstuTmaDesc* tdo, const HstuTmaDesc* tk,
+                                                  const HstuTmaDesc* tv) {
+  constexpr int BM = 128;
+  constexpr int KS = D / 64;
+  constexpr uint32_t Q_BYTES = BM * D * 2;
+  constexpr uint32_t KV_BYTES = BN * D * 2;
+  static_assert(D % 64 == 0 && BN % 16 == 0 && BN <= 256, "tile shape");
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t bars[1 + 3 * NS];
+
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sQ = base;
+  const uint32_t sO = base + Q_BYTES;
+  auto sK = [&](int st) { return base + 2 * Q_BYTES + st * KV_BYTES; };
+  auto sV = [&](int st) { return base + 2 * Q_BYTES + (NS + st) * KV_BYTES; };
+  const uint32_t bar_q = smem_u32(&bars[0]);
+  auto bar_k = [&](int st) { return smem_u32(&bars[1 + st]); };
+  auto bar_v = [&](int st) { return smem_u32(&bars[1 + NS + st]); };
+  auto bar_e = [&](int st) { return smem_u32(&bars[1 + 2 * NS + st]); };
+
+  const int mblk = gridDim.x - 1 - blockIdx.x;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int64_t start = p.seq_offsets[b];
+  const int L = (int)(p.seq_offsets[b + 1] - start);
+  const int i0 = mblk * BM;
+  if (i0 >= L) return;
+  const int U = L - (p.num_targets ? (int)p.num_targets[b] : 0);
+  const int hi = min(L, i0 + BM);
+  int lo = 0;
+  if (p.max_attn_len > 0) lo = max(0, min(i0, U) - p.max_attn_len);
+  lo = (lo / BN) * BN;
+  const int nblocks = (hi - lo + BN - 1) / BN;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (tid == 0) {
+    wg::mbar_init(bar_q, 1);
+    for (int s = 0; s < NS; ++s) {
+      wg::mbar_init(bar_k(s), 1);
+      wg::mbar_init(bar_v(s), 1);
+      wg::mbar_init(bar_e(s), 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp == 8) {
+    if (lane == 0) {
+      wg::tma_prefetch(tq);
+      wg::tma_prefetch(tdo);
+      wg::tma_prefetch(tk);
+      wg::tma_prefetch(tv);
+      const int c0 = h * D;
+      wg::mbar_expect_tx(bar_q, 2 * Q_BYTES);
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks) {
+        wg::tma_load_2d(sQ + ks * BM * 128, tq, c0 + 64 * ks, (int)(start + i0), bar_q);
+        wg::tma_load_2d(sO + ks * BM * 128, tdo, c0 + 64 * ks, (int)(start + i0), bar_q);
+      }
+      for (int it = 0; it < nblocks; ++it) {
+        const int st = it % NS, u = it / NS;
+        if (u > 0) wg::mbar_wait(bar_e(st), (u - 1) & 1);
+        const int row = (int)(start + lo + it * BN);
+        wg::mbar_expect_tx(bar_k(st), KV_BYTES);
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks)
+          wg::tma_load_2d(sK(st) + ks * BN * 128, tk, c0 + 64 * ks, row, bar_k(st));
+        wg::mbar_expect_tx(bar_v(st), KV_BYTES);
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks)
+          wg::tma_load_2d(sV(st) + ks * BN * 128, tv, c0 + 64 * ks, row, bar_v(st));
+      }
+    }
+    return;
+  }
+
+  const int wgi = warp >> 2, ww = warp & 3;
+  const int g = lane >> 2, t4 = lane & 3;
+  const SeqMask mask{L, U, p.max_attn_len};
+  const int wr0 = i0 + 64 * wgi;
+  const int wlast = min(wr0 + 64, L) - 1;
+  const float alpha = p.alpha, inv_n = p.inv_n;
+
+  float dq[D / 2];
+#pragma unroll
+  for (int x = 0; x < D / 2; ++x) dq[x] = 0.f;
+  float s[BN / 2], gp[BN / 2];
+#pragma unroll
+  for (int x = 0; x < BN / 2; ++x) s[x] = gp[x] = 0.f;
+
+  wg::mbar_wait(bar_q, 0);
+  const uint32_t qrow = sQ + wgi * 64 * 128;
+  const uint32_t orow = sO + wgi * 64 * 128;
+
+  for (int it = 0; it < nblocks; ++it) {
+    const int st = it % NS;
+    const uint32_t par = (it / NS) & 1;
+    const int j0 = lo + it * BN;
+    bool skip = wlast < j0;
+    if (p.max_attn_len > 0 && min(wr0, U) - min(j0 + BN - 1, U) > p.max_attn_len) skip = true;
+    wg::mbar_wait(bar_k(st), par);
+    if (!skip) {
+      wg::fence_regs<BN / 2>(s);
+      wg::fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t off = (kk % 4) * 32;
+        wg::mma_ss<BN>(s, wg::desc(qrow + (kk / 4) * BM * 128 + off, 16, 1024),
+                       wg::desc(sK(st) + (kk / 4) * BN * 128 + off, 16, 1024), kk > 0);
+      }
+      wg::commit();
+      wg::mbar_wait(bar_v(st), par);
+      wg::fence_regs<BN / 2>(gp);
+      wg::fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t off = (kk % 4) * 32;
+        wg::mma_ss<BN>(gp, wg::desc(orow + (kk / 4) * BM * 128 + off, 16, 1024),
+                       wg::desc(sV(st) + (kk / 4) * BN * 128 + off, 16, 1024), kk > 0);
+      }
+      wg::commit();
+      wg::wait<0>();
+      wg::fence_regs<BN / 2>(s);
+      wg::fence_regs<BN / 2>(gp);
+
+      const bool full = mask.tile_full(wr0, 64, j0, BN);
+      uint32_t pf[BN / 16][4];
+#pragma unroll
+      for (int nb = 0; nb < BN / 8; ++nb) {
+        float y[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float x = alpha * s[4 * nb + e];
+          const float sg = sigmoid_fast(x);
+          y[e] = gp[4 * nb + e] * inv_n * sg * fmaf(x, 1.f - sg, 1.f);
+        }
+        if (!full) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int i = wr0 + 16 * ww + g + 8 * (e >> 1);
+            const int j = j0 + 8 * nb + 2 * t4 + (e & 1);
+            if (!mask.valid(i, j)) y[e] = 0.f;
+          }
+        }
+        pf[nb >> 1][2 * (nb & 1) + 0] = pack_bf16(y[0], y[1]);
+        pf[nb >> 1][2 * (nb & 1) + 1] = pack_bf16(y[2], y[3]);
+      }
+
+      wg::fence_regs<D / 2>(dq);
+      wg::fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk)
+        wg::mma_rs<D>(dq, pf[kk], wg::desc(sK(st) + kk * 16 * 128, BN * 128, 1024), 1);
+      wg::commit();
+      wg::wait<0>();
+      wg::fence_regs<D / 2>(dq);
+    } else {
+      wg::mbar_wait(bar_v(st), par);
+    }
+    __syncwarp();
+    if (lane == 0) wg::mbar_arrive(bar_e(st));
+  }
+
+  const int64_t stride = p.token_stride;
+  bf16* qb = p.dq + start * stride + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = wr0 + 16 * ww + g + 8 * r;
+    if (i < L) {
+#pragma unroll
+      for (int nb = 0; nb < D / 8; ++nb) {
+        const uint32_t v = pack_bf16(alpha * dq[4 * nb + 2 * r], alpha * dq[4 * nb + 2 * r + 1]);
+        *reinterpret_cast<uint32_t*>(qb + (int64_t)i * stride + nb * 8 + 2 * t4) = v;
+      }
+    }
+  }
+}
+
 }  // namespace hstu
 
 // ---- instantiations (head dim D, key tile BN, pipeline stages NS; V = variant suffix),
@@ -401,4 +588,14 @@ HSTU_FWD_WGMMA(_v1, 128, 128, 3)
 // variant 2: narrower key tile, deeper ring
 HSTU_FWD_WGMMA(_v2, 64, 64, 4)
 HSTU_FWD_WGMMA(_v2, 128, 64, 4)
+// dQ of the backward (wgmma): BN 64 keeps S, dO V^T and dQ in the 168 registers.
+#define HSTU_BWD_DQ_WGMMA(V, D, BN, NS)                                                        \
+  extern "C" __global__ void __launch_bounds__(288, 1) hstu_attention_bwd_dq_wgmma_d##D##V(    \
+      const HstuAttnParams p, const __grid_constant__ HstuTmaDesc tq,                          \
+      const __grid_constant__ HstuTmaDesc tdo, const __grid_constant__ HstuTmaDesc tk,         \
+      const __grid_constant__ HstuTmaDesc tv) {                                                \
+    hstu::attn_bwd_dq_wgmma<D, BN, NS>(p, &tq, &tdo, &tk, &tv);                                \
+  }
+HSTU_BWD_DQ_WGMMA(, 64, 64, 4)
+HSTU_BWD_DQ_WGMMA(, 128, 64, 4)
 // D = 256 (BN 64) needs more than the 168 registers ptxas grants 288 threads: not instantiated yet.

@@ -131,65 +131,82 @@ fn fwd_smem(t: Tile, d: usize, rab_buckets: Option<usize>) -> usize {
     }
 }
 
-/// Which forward kernel family [`CudaDevice::hstu_attention_fwd`] launches.
+/// Which kernel family [`CudaDevice::hstu_attention_fwd`] and the dQ pass of
+/// [`CudaDevice::hstu_attention_bwd`] launch (dK/dV always run the `mma.sync` kernels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FwdImpl {
-    /// The measured default: [`WGMMA_FWD_DEFAULT`] decides for the shapes the wgmma kernel
-    /// supports (no rab, head dim in [`WGMMA_HEAD_DIMS`]); `HSTU_ATTN_FWD=mma|wgmma` in the
-    /// environment overrides it.
+pub enum AttnImpl {
+    /// The measured defaults, [`WGMMA_FWD_DEFAULT`] and [`WGMMA_DQ_DEFAULT`], for the shapes
+    /// the wgmma kernels support (no rab, head dim in [`WGMMA_HEAD_DIMS`]);
+    /// `HSTU_ATTN_IMPL=mma|wgmma` in the environment overrides them.
     Auto,
-    /// `mma.sync` m16n8k16 kernels (hstu_attention_fwd_sm90.cu), every shape and rab.
+    /// `mma.sync` m16n8k16 kernels (hstu_attention_{fwd,bwd}_sm90.cu), every shape and rab.
     Mma,
-    /// Warpgroup MMA + TMA kernels (hstu_attention_wgmma_sm90.cu) where supported; other
-    /// shapes (rab, other head dims) still run the `mma.sync` kernels.
+    /// Warpgroup MMA + TMA kernels (hstu_attention_wgmma_sm90.cu) for the forward and dQ where
+    /// supported; other shapes (rab, D = 256) still run the `mma.sync` kernels.
     Wgmma,
 }
 
-/// Head dims with a wgmma forward instantiation (D = 256 spills at the 288-thread register cap).
+/// Head dims with wgmma instantiations (D = 256 spills at the 288-thread register cap).
 pub const WGMMA_HEAD_DIMS: [usize; 2] = [64, 128];
-/// What [`FwdImpl::Auto`] picks for supported shapes (kernels-cuda/BENCHMARKS-cuda.md).
 /// Measured on the H200 (BENCHMARKS-cuda.md, run h200_wgmma1): D = 128 N = 8192 full 501 vs
 /// 194 TFLOP/s, every N and D = 64 faster too, same error as the mma.sync forward.
 pub const WGMMA_FWD_DEFAULT: bool = true;
+/// What [`AttnImpl::Auto`] picks for the dQ pass of supported shapes. Measured on the H200
+/// (run h200_wgmma2): bwd 208 vs 158 TFLOP/s at N = 8192 D = 128 (fwd+bwd 251 vs 198), faster
+/// at every N and for D = 64, same error.
+pub const WGMMA_DQ_DEFAULT: bool = true;
 
-static FWD_IMPL: AtomicUsize = AtomicUsize::new(0);
+static ATTN_IMPL: AtomicUsize = AtomicUsize::new(0);
 
-/// Selects the forward kernel family of later launches (benchmarks compare them side by side).
-pub fn set_fwd_impl(i: FwdImpl) {
-    FWD_IMPL.store(
+/// Selects the kernel family of later launches (benchmarks compare them side by side).
+pub fn set_attn_impl(i: AttnImpl) {
+    ATTN_IMPL.store(
         match i {
-            FwdImpl::Auto => 0,
-            FwdImpl::Mma => 1,
-            FwdImpl::Wgmma => 2,
+            AttnImpl::Auto => 0,
+            AttnImpl::Mma => 1,
+            AttnImpl::Wgmma => 2,
         },
         Ordering::Relaxed,
     );
 }
 
-/// The forward kernel family selected now, `Auto` resolved through the environment.
-pub fn fwd_impl() -> FwdImpl {
-    static ENV: OnceLock<FwdImpl> = OnceLock::new();
-    match FWD_IMPL.load(Ordering::Relaxed) {
-        1 => FwdImpl::Mma,
-        2 => FwdImpl::Wgmma,
-        _ => *ENV.get_or_init(|| match std::env::var("HSTU_ATTN_FWD").as_deref() {
-            Ok("mma") => FwdImpl::Mma,
-            Ok("wgmma") => FwdImpl::Wgmma,
-            _ => FwdImpl::Auto,
+/// The kernel family selected now, `Auto` resolved through the environment.
+pub fn attn_impl() -> AttnImpl {
+    static ENV: OnceLock<AttnImpl> = OnceLock::new();
+    match ATTN_IMPL.load(Ordering::Relaxed) {
+        1 => AttnImpl::Mma,
+        2 => AttnImpl::Wgmma,
+        _ => *ENV.get_or_init(|| match std::env::var("HSTU_ATTN_IMPL").as_deref() {
+            Ok("mma") => AttnImpl::Mma,
+            Ok("wgmma") => AttnImpl::Wgmma,
+            _ => AttnImpl::Auto,
         }),
     }
 }
 
+fn wgmma_supported(x: &AttentionInputs<'_>) -> bool {
+    x.rab.is_none()
+        && WGMMA_HEAD_DIMS.contains(&x.shape.head_dim)
+        && x.shape.total_tokens < i32::MAX as usize / 2
+}
+
 /// True when the forward of `x` runs the wgmma kernel under the current selection.
 pub fn fwd_uses_wgmma(x: &AttentionInputs<'_>) -> bool {
-    let supported = x.rab.is_none()
-        && WGMMA_HEAD_DIMS.contains(&x.shape.head_dim)
-        && x.shape.total_tokens < i32::MAX as usize / 2;
-    supported
-        && match fwd_impl() {
-            FwdImpl::Mma => false,
-            FwdImpl::Wgmma => true,
-            FwdImpl::Auto => WGMMA_FWD_DEFAULT,
+    wgmma_supported(x)
+        && match attn_impl() {
+            AttnImpl::Mma => false,
+            AttnImpl::Wgmma => true,
+            AttnImpl::Auto => WGMMA_FWD_DEFAULT,
+        }
+}
+
+/// True when the dQ pass of the backward of `x` runs the wgmma kernel.
+pub fn dq_uses_wgmma(x: &AttentionInputs<'_>) -> bool {
+    wgmma_supported(x)
+        && match attn_impl() {
+            AttnImpl::Mma => false,
+            AttnImpl::Wgmma => true,
+            AttnImpl::Auto => WGMMA_DQ_DEFAULT,
         }
 }
 
@@ -228,6 +245,13 @@ const WGMMA_FWD_THREADS: u32 = 288;
 fn wgmma_fwd_smem(d: usize, v: usize) -> usize {
     let (bn, ns) = wgmma_fwd_cfg(d, v);
     WGMMA_FWD_ROWS * d * 2 + ns * 2 * bn * d * 2 + 1024
+}
+
+/// Key tile and stages of the wgmma dQ kernel (instantiation list of the .cu file).
+const WGMMA_DQ_CFG: (usize, usize) = (64, 4);
+fn wgmma_dq_smem(d: usize) -> usize {
+    let (bn, ns) = WGMMA_DQ_CFG;
+    2 * WGMMA_FWD_ROWS * d * 2 + ns * 2 * bn * d * 2 + 1024
 }
 
 /// `CUtensorMap` (128 opaque bytes) passed by value to the wgmma kernels.
@@ -520,6 +544,47 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// The wgmma + TMA dQ pass of the backward (no rab; `p.dq`, `p.dout` set).
+    fn launch_dq_wgmma(&self, x: &AttentionInputs<'_>, p: &HstuAttnParams) -> Result<()> {
+        let s = &x.shape;
+        let d = s.head_dim;
+        let (bn, _) = WGMMA_DQ_CFG;
+        let cols = s.heads * d;
+        let tq = tma_desc_bf16(p.q, s.total_tokens, cols, WGMMA_FWD_ROWS)?;
+        let tdo = tma_desc_bf16(p.dout, s.total_tokens, cols, WGMMA_FWD_ROWS)?;
+        let tk = tma_desc_bf16(p.k, s.total_tokens, cols, bn)?;
+        let tv = tma_desc_bf16(p.v, s.total_tokens, cols, bn)?;
+        let smem = wgmma_dq_smem(d);
+        let f = self.kernels.function(
+            "hstu_attention_wgmma_sm90",
+            &format!("hstu_attention_bwd_dq_wgmma_d{d}"),
+            smem,
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                s.max_len.div_ceil(WGMMA_FWD_ROWS) as u32,
+                s.heads as u32,
+                s.batch as u32,
+            ),
+            block_dim: (WGMMA_FWD_THREADS, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // SAFETY: the kernel takes (HstuAttnParams, CUtensorMap x 4) by value; the pointers in
+        // p come from slices `validate` checked, the tensor maps cover exactly q, dout, k, v.
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(p)
+                .arg(&tq)
+                .arg(&tdo)
+                .arg(&tk)
+                .arg(&tv)
+                .launch(cfg)
+        }
+        .map_err(drv("launch attention dq (wgmma)"))?;
+        Ok(())
+    }
+
     /// Backward (deterministic for dq/dk/dv; the rab gradients use atomics): given `dout`,
     /// writes `dq`, `dk`, `dv` and adds the relative-bias gradients into `rab_grads`.
     pub fn hstu_attention_bwd(
@@ -590,6 +655,9 @@ impl CudaDevice {
                 smem,
                 &p,
             )?;
+        }
+        if dq_uses_wgmma(x) && [p.q, p.k, p.v, p.dout].iter().all(|a| a % 16 == 0) {
+            return self.launch_dq_wgmma(x, &p);
         }
         let t = dq_tile(d);
         let smem = (2 * t.rows + 4 * t.cols) * d * 2;

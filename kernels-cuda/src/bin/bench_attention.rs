@@ -4,9 +4,9 @@
 //!                     [--ns 1024,8192] [--ds 128,64] [--no-rab] [--no-side-by-side]
 //!                     [--no-sweep] [--variant-sweep] [--wgmma-sweep]
 //!
-//! The forward runs both implementations where both apply (mma.sync and wgmma + TMA, see
-//! `hstu_cuda::attention::FwdImpl`): the checks below run once per implementation and every
-//! timed config prints one line per implementation, the default one first.
+//! Both kernel families run where both apply (mma.sync, and wgmma + TMA for the forward and
+//! the dQ pass, see `hstu_cuda::attention::AttnImpl`): the checks below run once per family and
+//! every timed config prints one line per distinct selection, the default (Auto) first.
 //!
 //! 1. goldens (f64, production-style) and a random jagged problem with rab / targets /
 //!    max_attn_len against the CPU reference (`hstu_cuda::reference`);
@@ -17,8 +17,8 @@ use anyhow::{Context, Result, bail};
 use half::bf16;
 use hstu_cuda::CudaDevice;
 use hstu_cuda::attention::{
-    AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, FwdImpl, RabGrads,
-    RabTensors, fwd_impl, fwd_uses_wgmma, hstu_attention_fwd_flops, set_fwd_impl,
+    AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, AttnImpl, RabGrads,
+    RabTensors, attn_impl, dq_uses_wgmma, fwd_uses_wgmma, hstu_attention_fwd_flops, set_attn_impl,
 };
 use hstu_cuda::host::attention_host;
 use hstu_cuda::reference::{
@@ -442,37 +442,11 @@ fn bench_one(
         }
         e
     };
-    // Backward once (outputs were poisoned with NaN): its result does not depend on the forward.
-    run_bwd!()?;
-    let (dq_h, dk_h, dv_h) = (dev.download(&dq)?, dev.download(&dk)?, dev.download(&dv)?);
-    let bwd_finite = [&dq_h, &dk_h, &dv_h]
-        .iter()
-        .all(|v| v.iter().all(|x| x.is_finite()));
-    let grad_err = [row_err(&dq_h, 1), row_err(&dk_h, 2), row_err(&dv_h, 3)];
     let ev = |_: ()| {
         dev.context()
             .new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
     };
     let (e0, e1) = (ev(()).context("event")?, ev(()).context("event")?);
-    let mut time = |which: u8, out: &mut cudarc::driver::CudaSlice<bf16>| -> Result<(f64, f64)> {
-        let mut v = Vec::with_capacity(reps);
-        for it in 0..reps + 3 {
-            e0.record(dev.stream())?;
-            if which & 1 != 0 {
-                run_fwd(out)?;
-            }
-            if which & 2 != 0 {
-                run_bwd!()?;
-            }
-            e1.record(dev.stream())?;
-            let ms = e0.elapsed_ms(&e1)?;
-            if it >= 3 {
-                v.push(ms);
-            }
-        }
-        Ok(median_p10(v))
-    };
-    let bwd = time(2, &mut out)?;
     let flops = hstu_attention_fwd_flops(&lens, heads, d, d);
     let tf = |ms: f64, mult: f64| mult * flops / (ms * 1e-3) / 1e12;
     let name = format!(
@@ -482,37 +456,72 @@ fn bench_one(
         if c.jagged { "jagged" } else { "full" },
         if c.rab { "rab" } else { "no-rab" }
     );
-    // Every forward implementation that can run this config, side by side; the first entry is
-    // the one the default selection (FwdImpl::Auto) launches.
-    let default_wgmma = fwd_uses_wgmma(&x);
-    let selected = fwd_impl();
-    let mut impls = vec![if default_wgmma {
-        FwdImpl::Wgmma
-    } else {
-        FwdImpl::Mma
-    }];
-    set_fwd_impl(FwdImpl::Wgmma);
-    let wgmma_ok = fwd_uses_wgmma(&x);
-    if wgmma_ok && c.side_by_side {
-        impls.push(if default_wgmma {
-            FwdImpl::Mma
-        } else {
-            FwdImpl::Wgmma
-        });
-    }
+    // Every distinct kernel selection side by side (Auto first: the default), each checked on
+    // the sampled rows with freshly poisoned outputs.
+    let selected = attn_impl();
+    let mut seen = Vec::new();
     let mut per_impl = Vec::new();
-    for &imp in &impls {
-        set_fwd_impl(imp);
-        let label = if fwd_uses_wgmma(&x) { "wgmma" } else { "mma" };
-        out = dev.upload(&nan)?;
+    let cands: &[AttnImpl] = if c.side_by_side {
+        &[AttnImpl::Auto, AttnImpl::Mma, AttnImpl::Wgmma]
+    } else {
+        &[AttnImpl::Auto]
+    };
+    for &imp in cands {
+        set_attn_impl(imp);
+        let key = (fwd_uses_wgmma(&x), dq_uses_wgmma(&x));
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let label = format!(
+            "fwd {} dq {}",
+            if key.0 { "wgmma" } else { "mma" },
+            if key.1 { "wgmma" } else { "mma" }
+        );
+        for buf in [&mut out, &mut dq, &mut dk, &mut dv] {
+            dev.stream().memcpy_htod(&nan[..], buf)?;
+        }
         run_fwd(&mut out)?;
-        let o_h = dev.download(&out)?;
-        let all_finite = bwd_finite && o_h.iter().all(|x| x.is_finite());
-        let max_err = [row_err(&o_h, 0), grad_err[0], grad_err[1], grad_err[2]];
+        run_bwd!()?;
+        let (o_h, dq_h, dk_h, dv_h) = (
+            dev.download(&out)?,
+            dev.download(&dq)?,
+            dev.download(&dk)?,
+            dev.download(&dv)?,
+        );
+        let all_finite = [&o_h, &dq_h, &dk_h, &dv_h]
+            .iter()
+            .all(|v| v.iter().all(|x| x.is_finite()));
+        let max_err = [
+            row_err(&o_h, 0),
+            row_err(&dq_h, 1),
+            row_err(&dk_h, 2),
+            row_err(&dv_h, 3),
+        ];
+        let mut time =
+            |which: u8, out: &mut cudarc::driver::CudaSlice<bf16>| -> Result<(f64, f64)> {
+                let mut v = Vec::with_capacity(reps);
+                for it in 0..reps + 3 {
+                    e0.record(dev.stream())?;
+                    if which & 1 != 0 {
+                        run_fwd(out)?;
+                    }
+                    if which & 2 != 0 {
+                        run_bwd!()?;
+                    }
+                    e1.record(dev.stream())?;
+                    let ms = e0.elapsed_ms(&e1)?;
+                    if it >= 3 {
+                        v.push(ms);
+                    }
+                }
+                Ok(median_p10(v))
+            };
         let fwd = time(1, &mut out)?;
+        let bwd = time(2, &mut out)?;
         let both = time(3, &mut out)?;
         println!(
-            "{name:30} [{label:5}] fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
+            "{name:30} [{label:19}] fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
             fwd.0,
             tf(fwd.0, 1.0),
             bwd.0,
@@ -525,19 +534,20 @@ fn bench_one(
             max_err[3],
             if all_finite { "" } else { " NON-FINITE" }
         );
-        per_impl.push(json!({"fwd_impl": label,
+        per_impl.push(json!({"impl": label, "fwd_wgmma": key.0, "dq_wgmma": key.1,
             "fwd_ms": fwd.0, "fwd_ms_p10": fwd.1, "bwd_ms": bwd.0, "bwd_ms_p10": bwd.1, "fwdbwd_ms": both.0, "fwdbwd_ms_p10": both.1,
             "fwd_tflops": tf(fwd.0, 1.0), "bwd_tflops": tf(bwd.0, 2.5), "fwdbwd_tflops": tf(both.0, 3.5),
             "tokens_per_s_fwdbwd": t as f64 / (both.0 * 1e-3),
             "sampled_rel_err": {"out": max_err[0], "dq": max_err[1], "dk": max_err[2], "dv": max_err[3]}, "all_finite": all_finite}));
     }
-    set_fwd_impl(selected);
+    set_attn_impl(selected);
+    let default_label = per_impl[0]["impl"].as_str().unwrap_or("").to_string();
     let mut r = json!({"name": name, "n": c.n, "d": d, "heads": heads, "batch": batch, "tokens": t, "jagged": c.jagged, "rab": c.rab,
-        "dtype": "bf16", "backend": if default_wgmma { "hstu-cuda wgmma fwd + mma.sync bwd sm_90a" } else { "hstu-cuda mma.sync sm_90a" }});
+        "dtype": "bf16", "backend": format!("hstu-cuda sm_90a ({default_label})")});
     for (k, v) in per_impl[0].as_object().unwrap() {
         r[k] = v.clone();
     }
-    r["fwd_impls"] = json!(per_impl);
+    r["impls"] = json!(per_impl);
     Ok(r)
 }
 
@@ -605,11 +615,11 @@ fn main() -> Result<()> {
     );
     let mut checks = Vec::new();
     let (mut ok_g, mut ok_r) = (true, true);
-    let selected = fwd_impl();
-    for (label, imp) in [("mma", FwdImpl::Mma), ("wgmma", FwdImpl::Wgmma)] {
+    let selected = attn_impl();
+    for (label, imp) in [("mma", AttnImpl::Mma), ("wgmma", AttnImpl::Wgmma)] {
         // wgmma: the shapes it does not cover (rab, D = 256) run the mma.sync kernels
-        set_fwd_impl(imp);
-        println!("-- checks, forward implementation {label}");
+        set_attn_impl(imp);
+        println!("-- checks, kernel family {label} (forward and dQ)");
         let mut c = Vec::new();
         ok_g &= check_goldens(&dev, Path::new(&golden), &mut c)
             .map_err(|e| println!("golden checks FAILED: {e:#}"))
@@ -617,9 +627,9 @@ fn main() -> Result<()> {
         ok_r &= check_random(&dev, &mut c)
             .map_err(|e| println!("random checks FAILED: {e:#}"))
             .unwrap_or(false);
-        checks.push(json!({"fwd_impl": label, "checks": c}));
+        checks.push(json!({"impl": label, "checks": c}));
     }
-    set_fwd_impl(selected);
+    set_attn_impl(selected);
     let mut results = Vec::new();
     let mut rng = Rng(7);
     if args.iter().any(|a| a == "--variant-sweep") {

@@ -1,14 +1,16 @@
 //! Checks every element-wise kernel and the cuBLAS wrapper against CPU loops on random data,
-//! and both attention forward implementations (mma.sync and wgmma + TMA) against the f64
-//! reference on random jagged problems (targets, max_attn_len, several key tiles per row).
+//! and both attention kernel families (mma.sync; wgmma + TMA for the forward and dQ) against
+//! the f64 reference on random jagged problems (targets, max_attn_len, several key tiles).
 //!
 //!     check_ops        (prints one line per op; exit code 1 when an op exceeds its tolerance)
 use anyhow::{Result, bail};
 use hstu_cuda::CudaDevice;
-use hstu_cuda::attention::{FwdImpl, fwd_impl, set_fwd_impl};
+use hstu_cuda::attention::{AttnImpl, attn_impl, set_attn_impl};
 use hstu_cuda::elementwise::{AdamW, SampledSoftmax};
 use hstu_cuda::host::attention_host;
-use hstu_cuda::reference::{AttentionProblem, hstu_attention_fwd_reference};
+use hstu_cuda::reference::{
+    AttentionProblem, hstu_attention_bwd_reference, hstu_attention_fwd_reference,
+};
 
 struct Rng(u64);
 impl Rng {
@@ -324,7 +326,7 @@ fn main() -> Result<()> {
         }
         (num / den.max(1e-300)).sqrt()
     };
-    let selected = fwd_impl();
+    let selected = attn_impl();
     for (d, targets, mal) in [
         (128, true, 0),
         (128, false, 200),
@@ -353,32 +355,45 @@ fn main() -> Result<()> {
             rab: None,
         };
         let n = p.total_tokens() * heads * d;
-        let (q, k, v) = (rng.vec(n), rng.vec(n), rng.vec(n));
+        let (q, k, v, dout) = (rng.vec(n), rng.vec(n), rng.vec(n), rng.vec(n));
         let r16 = |x: &[f32]| -> Vec<f64> {
             x.iter()
                 .map(|&a| half::bf16::from_f32(a).to_f64())
                 .collect()
         };
-        let want = hstu_attention_fwd_reference(&p, &r16(&q), &r16(&k), &r16(&v));
+        let (qb, kb, vb) = (r16(&q), r16(&k), r16(&v));
+        let want = hstu_attention_fwd_reference(&p, &qb, &kb, &vb);
+        let want_g = hstu_attention_bwd_reference(&p, &qb, &kb, &vb, &r16(&dout));
         let mut outs = Vec::new();
-        for (label, imp) in [("mma", FwdImpl::Mma), ("wgmma", FwdImpl::Wgmma)] {
-            set_fwd_impl(imp);
-            let got = attention_host(&dev, &p, &q, &k, &v, None)?.out;
+        for (label, imp) in [("mma", AttnImpl::Mma), ("wgmma", AttnImpl::Wgmma)] {
+            set_attn_impl(imp);
+            let got = attention_host(&dev, &p, &q, &k, &v, Some(&dout))?;
             report(
                 &format!("attn fwd {label} D{d} t={targets} mal={mal} (rel)"),
-                rel(&got, &want),
+                rel(&got.out, &want),
+                6e-3,
+            );
+            report(
+                &format!("attn dq  {label} D{d} t={targets} mal={mal} (rel)"),
+                rel(&got.dq, &want_g.dq),
                 6e-3,
             );
             outs.push(got);
         }
-        let a: Vec<f64> = outs[0].iter().map(|&x| x as f64).collect();
+        let a: Vec<f64> = outs[0].out.iter().map(|&x| x as f64).collect();
         report(
             &format!("attn fwd wgmma~mma D{d} (rel)"),
-            rel(&outs[1], &a),
+            rel(&outs[1].out, &a),
+            6e-3,
+        );
+        let a: Vec<f64> = outs[0].dq.iter().map(|&x| x as f64).collect();
+        report(
+            &format!("attn dq  wgmma~mma D{d} (rel)"),
+            rel(&outs[1].dq, &a),
             6e-3,
         );
     }
-    set_fwd_impl(selected);
+    set_attn_impl(selected);
     if fails > 0 {
         bail!("{fails} op checks failed");
     }
