@@ -462,3 +462,103 @@ fn gpu_matmul_variants_match_reference() {
         }
     });
 }
+
+/// score_topk over many rounds per workgroup (one user tile and one or two item chunks), where a
+/// sort runs only when a user's candidate slots may overflow: equal to the CPU reference.
+#[test]
+fn gpu_topk_many_rounds_matches_reference() {
+    use hstu_runtime::gpu::ops::ItemChunk;
+    use hstu_runtime::reference::retrieval::{normalized_items, retrieve_top_k};
+    let (b, d, rows) = (11, 12, 5_001);
+    let mut rng = Rng::new(21);
+    let item_data = random(&mut rng, rows * d, 1.0);
+    let items64 = Mat {
+        rows,
+        cols: d,
+        data: item_data.iter().map(|&x| x as f64).collect(),
+    };
+    let normed = normalized_items(&items64, 1e-6);
+    let mut users = Vec::new();
+    for _ in 0..b {
+        let u = random(&mut rng, d, 1.0);
+        let n = u.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        users.extend(u.iter().map(|&x| (x as f64 / n) as f32));
+    }
+    let histories: Vec<Vec<u32>> = (0..b)
+        .map(|u| {
+            (0..3 * u)
+                .map(|_| 1 + rng.below(rows as u64 - 1) as u32)
+                .collect()
+        })
+        .collect();
+    let mut table = vec![0u32];
+    let mut ids = Vec::new();
+    for h in &histories {
+        let mut h = h.clone();
+        h.sort_unstable();
+        h.dedup();
+        ids.extend(h);
+        table.push(ids.len() as u32);
+    }
+    table.extend(ids);
+    for_each_adapter("top-k many rounds", |ctx| {
+        for (k, groups) in [(10, 1), (10, 3), (300, 2)] {
+            let mut rec = Recorder::new(ctx);
+            let users_buf = rec.upload(&users).unwrap();
+            let hist_buf = rec.upload(&table).unwrap();
+            let split = 2_600;
+            let chunks = vec![
+                ItemChunk {
+                    buffer: rec.upload(&item_data[..split * d]).unwrap(),
+                    lo: 0,
+                    hi: split as u32,
+                },
+                ItemChunk {
+                    buffer: rec.upload(&item_data[split * d..]).unwrap(),
+                    lo: split as u32,
+                    hi: rows as u32,
+                },
+            ];
+            let (scores, top) = ops::top_k_with_groups(
+                &mut rec,
+                &users_buf,
+                b,
+                d,
+                &chunks,
+                rows - 1,
+                &hist_buf,
+                k,
+                1e-6,
+                groups,
+            )
+            .unwrap();
+            let bytes = (b * k * 4) as u64;
+            let data = rec
+                .finish(&[(&scores, 0, bytes), (&top, 0, bytes)])
+                .unwrap();
+            let (got_s, got_ids) = (
+                to_f32(&data[0]),
+                hstu_runtime::gpu::record::to_u32(&data[1]),
+            );
+            for u in 0..b {
+                let user: Vec<f64> = users[u * d..(u + 1) * d]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect();
+                let want = retrieve_top_k(&user, &normed, &histories[u], k);
+                assert_eq!(
+                    &got_ids[u * k..(u + 1) * k],
+                    &want.items[..],
+                    "user {u}, k = {k}, {groups} groups"
+                );
+                let want64: Vec<f64> = want.scores.iter().map(|&x| x as f64).collect();
+                assert_close(
+                    &format!("top-k scores user {u}, k = {k}, {groups} groups"),
+                    &got_s[u * k..(u + 1) * k],
+                    &want64,
+                    Tolerance::F32_KERNEL,
+                );
+            }
+        }
+    });
+}

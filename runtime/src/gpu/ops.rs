@@ -439,10 +439,24 @@ pub struct TopkParams {
     pub _pad: u32,
 }
 
-/// Entries sorted per workgroup by the top-K kernels (`SORT_N` of `hstu_topk.wgsl`).
-pub const SORT_N: usize = 2048;
+/// Entries sorted per workgroup by the top-K kernels (`SORT_N` of `hstu_topk.wgsl`) where the
+/// adapter offers the workgroup memory (8 bytes per entry + 1 KiB), else [`SORT_N_SMALL`].
+pub const SORT_N: usize = 4096;
+pub const SORT_N_SMALL: usize = 2048;
+
+/// `SORT_N` of the top-K kernels on this device.
+pub fn topk_sort_n(rec: &Recorder) -> usize {
+    let have = rec.ctx.limits().max_compute_workgroup_storage_size as usize;
+    if have >= SORT_N * 8 + 2048 {
+        SORT_N
+    } else {
+        SORT_N_SMALL
+    }
+}
 /// Users per `score_topk` workgroup at most (`U` of `hstu_topk.wgsl`).
 pub const TOPK_TILE_USERS: usize = 8;
+/// Invocations of a top-K workgroup, = items scored per `score_topk` round (`WG`).
+const TOPK_WG: usize = 256;
 /// `score_topk` workgroups aimed for (user tiles x item chunks), enough to fill a large GPU.
 const TOPK_TARGET_GROUPS: usize = 2048;
 
@@ -457,15 +471,15 @@ pub struct TopkTiling {
 }
 
 impl TopkTiling {
-    /// Tiling for `batch` users, `k` <= `SORT_N / 2` and `items` rows in all bindings.
-    pub fn new(batch: usize, k: usize, items: usize) -> Self {
+    /// Tiling for `batch` users, `k` <= `sort_n / 2` and `items` rows in all bindings: a segment
+    /// holds the running top `keep` and at least one round (`TOPK_WG` items) of candidates.
+    pub fn new(batch: usize, k: usize, items: usize, sort_n: usize, target_groups: usize) -> Self {
         let keep = k.next_power_of_two();
-        let seg = (2 * keep).clamp(256, SORT_N);
-        let tile_users = TOPK_TILE_USERS.min(SORT_N / seg).min(batch.max(1));
-        let fresh = seg - keep;
+        let seg = (keep + TOPK_WG).next_power_of_two().min(sort_n);
+        let tile_users = TOPK_TILE_USERS.min(sort_n / seg).min(batch.max(1));
         let tiles = batch.max(1).div_ceil(tile_users);
-        let chunks = TOPK_TARGET_GROUPS.div_ceil(tiles);
-        let chunk = items.div_ceil(chunks).div_ceil(fresh).max(1) * fresh;
+        let chunks = target_groups.max(1).div_ceil(tiles);
+        let chunk = items.div_ceil(chunks).div_ceil(TOPK_WG).max(1) * TOPK_WG;
         TopkTiling {
             tile_users,
             seg,
@@ -490,14 +504,44 @@ pub fn top_k(
     k: usize,
     eps: f64,
 ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
-    if k == 0 || k > SORT_N / 2 {
+    top_k_with_groups(
+        rec,
+        users,
+        batch,
+        dim,
+        items,
+        num_items,
+        history,
+        k,
+        eps,
+        TOPK_TARGET_GROUPS,
+    )
+}
+
+/// [`top_k`] aiming at `target_groups` `score_topk` workgroups (few groups = many rounds per
+/// workgroup, as on a large catalogue; tests use that on small ones).
+#[allow(clippy::too_many_arguments)]
+pub fn top_k_with_groups(
+    rec: &mut Recorder,
+    users: &wgpu::Buffer,
+    batch: usize,
+    dim: usize,
+    items: &[ItemChunk],
+    num_items: usize,
+    history: &wgpu::Buffer,
+    k: usize,
+    eps: f64,
+    target_groups: usize,
+) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+    let sort_n = topk_sort_n(rec);
+    if k == 0 || k > sort_n / 2 {
         return Err(Error::Limit(format!(
             "gpu top-k needs 1 <= k <= {}, got {k}",
-            SORT_N / 2
+            sort_n / 2
         )));
     }
     let rows: usize = items.iter().map(|c| (c.hi - c.lo) as usize).sum();
-    let tiling = TopkTiling::new(batch, k, rows);
+    let tiling = TopkTiling::new(batch, k, rows, sort_n, target_groups);
     let chunk_groups: Vec<usize> = items
         .iter()
         .map(|c| ((c.hi - c.lo) as usize).div_ceil(tiling.chunk))
@@ -506,7 +550,8 @@ pub fn top_k(
     let mut len = segments * k;
     let mut scores = rec.scratch((batch * len * 4) as u64)?;
     let mut ids = rec.scratch((batch * len * 4) as u64)?;
-    let score_key = PipelineKey::new("hstu_topk", Variant::F32, "score_topk");
+    let score_key =
+        PipelineKey::new("hstu_topk", Variant::F32, "score_topk").with("SORT_N", sort_n as f64);
     let tiles = u32_of(batch.div_ceil(tiling.tile_users), "user tiles")?;
     let mut base = 0;
     rec.tag("topk_score");
@@ -546,11 +591,12 @@ pub fn top_k(
         )?;
         base += g;
     }
-    let merge_key = PipelineKey::new("hstu_topk", Variant::F32, "merge_topk");
+    let merge_key =
+        PipelineKey::new("hstu_topk", Variant::F32, "merge_topk").with("SORT_N", sort_n as f64);
     let mut segs = segments;
     rec.tag("topk_merge");
     while segs > 1 {
-        let out_segs = len.div_ceil(SORT_N);
+        let out_segs = len.div_ceil(sort_n);
         let out_scores = rec.scratch((batch * out_segs * k * 4) as u64)?;
         let out_ids = rec.scratch((batch * out_segs * k * 4) as u64)?;
         let p = TopkParams {

@@ -3,10 +3,10 @@
 // dispatch: score_topk (ceil(B / tile_users), ceil((item_hi - item_lo) / chunk), 1), merge_topk (ceil(in_len / SORT_N), B, 1); WG invocations each.
 
 override WG: u32 = 256u;
-override SORT_N: u32 = 2048u; // a power of two, >= 2 * k; merge_topk's list and score_topk's tile_users * seg
+override SORT_N: u32 = 4096u; // a power of two, >= 2 * k; merge_topk's list and score_topk's tile_users * seg
 override DC: u32 = 32u;       // dims of the users' embeddings staged per step in workgroup memory
 
-// Users per tile at most (per-invocation accumulators, so a const).
+// Users per tile at most (two named vec4 accumulators per invocation, so a const).
 const U: u32 = 8u;
 
 struct Params {
@@ -22,9 +22,9 @@ struct Params {
     in_len: u32,        // merge_topk: entries per user in in_scores / in_ids
     eps: f32,
     tile_users: u32,    // score_topk: users per workgroup, <= U
-    seg: u32,           // score_topk: sort segment per user (power of two), tile_users * seg <= SORT_N
+    seg: u32,           // score_topk: sort segment per user (power of two, >= keep + WG), tile_users * seg <= SORT_N
     keep: u32,          // score_topk: head of each segment that holds the running top k (>= k)
-    chunk: u32,         // score_topk: items per workgroup, a multiple of seg - keep
+    chunk: u32,         // score_topk: items per workgroup, a multiple of WG
     _pad0: u32,
 }
 
@@ -42,9 +42,9 @@ const NONE_SCORE: f32 = -3.0e38;
 
 var<workgroup> keys: array<f32, SORT_N>;
 var<workgroup> vals: array<u32, SORT_N>;
-var<workgroup> user_tile: array<f32, U * DC>;
-var<workgroup> hits: atomic<u32>;
-var<workgroup> any_hit: u32;
+var<workgroup> user_tile: array<vec4<f32>, 2u * DC>; // [DC dims][users 0-3 | users 4-7]
+var<workgroup> counts: array<atomic<u32>, U>;          // candidates appended per user since the last sort
+var<workgroup> most: u32;
 
 // Total order: higher score first, then lower id.
 fn before(score_a: f32, id_a: u32, score_b: f32, id_b: u32) -> bool {
@@ -92,13 +92,31 @@ fn in_history(b: u32, id: u32) -> bool {
     return false;
 }
 
+// Offer item `id` with score `s` to tile user j: it is appended to the user's candidates
+// [keep, seg) only if it beats the k-th best of the last sort and is not in the history.
+fn offer(j: u32, b0: u32, s: f32, id: u32, valid: bool) {
+    let b = b0 + j;
+    if (!valid || j >= params.tile_users || b >= params.batch) {
+        return;
+    }
+    let kth = j * params.seg + params.k - 1u;
+    if (before(s, id, keys[kth], vals[kth]) && !in_history(b, id)) {
+        let slot = atomicAdd(&counts[j], 1u);
+        keys[j * params.seg + params.keep + slot] = s;
+        vals[j * params.seg + params.keep + slot] = id;
+    }
+}
+
+// Each round scores WG items (one per invocation) for every tile user; a candidate costs an
+// append only, and a bitonic sort of the segments runs when a user's free slots may not hold
+// another round (or at the chunk's end): after the first rounds that is rare.
 @compute @workgroup_size(WG)
 fn score_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let tu = params.tile_users;
     let b0 = wid.x * tu;
     let seg = params.seg;
     let keep = params.keep;
-    let fresh = seg - keep; // new candidates per user and round
+    let fresh = seg - keep; // candidate slots per user between sorts, >= WG
     let n = tu * seg;
     let chunk_lo = params.item_lo + wid.y * params.chunk;
     let chunk_hi = min(chunk_lo + params.chunk, params.item_hi);
@@ -106,69 +124,73 @@ fn score_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         keys[e] = NONE_SCORE;
         vals[e] = NONE_ID;
     }
-    if (li == 0u) {
-        atomicStore(&hits, 0u);
+    if (li < U) {
+        atomicStore(&counts[li], 0u);
     }
-    for (var first = chunk_lo; first < chunk_hi; first += fresh) {
-        for (var p0 = 0u; p0 < fresh; p0 += WG) {
-            let it = p0 + li;
-            let id = first + it;
-            let live = it < fresh && id < chunk_hi;
-            let row = (id - params.item_lo) * params.dim;
-            var acc: array<f32, U>;
-            var sq = 0.0;
-            for (var c0 = 0u; c0 < params.dim; c0 += DC) {
-                workgroupBarrier();
-                for (var e = li; e < U * DC; e += WG) {
-                    let j = e / DC;
-                    let c = c0 + e % DC;
-                    var v = 0.0;
-                    if (j < tu && b0 + j < params.batch && c < params.dim) {
-                        v = users[(b0 + j) * params.user_stride + c];
-                    }
-                    user_tile[e] = v;
+    for (var first = chunk_lo; first < chunk_hi; first += WG) {
+        let id = first + li;
+        let live = id < chunk_hi;
+        let row = (min(id, chunk_hi - 1u) - params.item_lo) * params.dim;
+        var acc_lo = vec4<f32>(0.0);
+        var acc_hi = vec4<f32>(0.0);
+        var sq = 0.0;
+        for (var c0 = 0u; c0 < params.dim; c0 += DC) {
+            workgroupBarrier();
+            for (var e = li; e < U * DC; e += WG) {
+                let j = e / DC;
+                let c = c0 + e % DC;
+                var v = 0.0;
+                if (j < tu && b0 + j < params.batch && c < params.dim) {
+                    v = users[(b0 + j) * params.user_stride + c];
                 }
-                workgroupBarrier();
-                if (live) {
-                    let cn = min(DC, params.dim - c0);
-                    for (var c = 0u; c < cn; c++) {
-                        let x = items[row + c0 + c];
-                        sq = fma(x, x, sq);
-                        for (var j = 0u; j < U; j++) {
-                            acc[j] = fma(user_tile[j * DC + c], x, acc[j]);
-                        }
-                    }
-                }
+                user_tile[(e % DC) * 2u + j / 4u][j % 4u] = v;
             }
-            if (it < fresh) {
-                let valid = live && id >= 1u && id <= params.num_items;
-                let norm = max(sqrt(sq), params.eps);
-                for (var j = 0u; j < tu; j++) {
-                    let b = b0 + j;
-                    var score = NONE_SCORE;
-                    var out_id = NONE_ID;
-                    if (valid && b < params.batch) {
-                        let s = acc[j] / norm;
-                        // Only what beats the running k-th best can enter the top k.
-                        let kth = j * seg + params.k - 1u;
-                        if (before(s, id, keys[kth], vals[kth]) && !in_history(b, id)) {
-                            score = s;
-                            out_id = id;
-                            atomicStore(&hits, 1u);
-                        }
-                    }
-                    keys[j * seg + keep + it] = score;
-                    vals[j * seg + keep + it] = out_id;
+            workgroupBarrier();
+            if (live) {
+                let cn = min(DC, params.dim - c0);
+                for (var c = 0u; c < cn; c++) {
+                    let x = items[row + c0 + c];
+                    sq = fma(x, x, sq);
+                    acc_lo = fma(vec4<f32>(x), user_tile[2u * c], acc_lo);
+                    acc_hi = fma(vec4<f32>(x), user_tile[2u * c + 1u], acc_hi);
                 }
             }
         }
+        let valid = live && id >= 1u && id <= params.num_items;
+        let norm = vec4<f32>(max(sqrt(sq), params.eps));
+        let lo = acc_lo / norm;
+        let hi = acc_hi / norm;
+        offer(0u, b0, lo.x, id, valid);
+        offer(1u, b0, lo.y, id, valid);
+        offer(2u, b0, lo.z, id, valid);
+        offer(3u, b0, lo.w, id, valid);
+        offer(4u, b0, hi.x, id, valid);
+        offer(5u, b0, hi.y, id, valid);
+        offer(6u, b0, hi.z, id, valid);
+        offer(7u, b0, hi.w, id, valid);
         workgroupBarrier();
         if (li == 0u) {
-            any_hit = atomicLoad(&hits);
-            atomicStore(&hits, 0u);
+            var m = 0u;
+            for (var j = 0u; j < U; j++) {
+                m = max(m, atomicLoad(&counts[j]));
+            }
+            most = m;
         }
-        if (workgroupUniformLoad(&any_hit) != 0u) {
+        let m = workgroupUniformLoad(&most);
+        let last = first + WG >= chunk_hi;
+        if (m > fresh - WG || (last && m > 0u)) {
             bitonic_sort(li, n, seg);
+            // Everything past the head is worse than the keep best: free the slots.
+            for (var e = li; e < n; e += WG) {
+                if (e % seg >= keep) {
+                    keys[e] = NONE_SCORE;
+                    vals[e] = NONE_ID;
+                }
+            }
+            if (li < U) {
+                atomicStore(&counts[li], 0u);
+            }
+            workgroupBarrier();
         }
     }
     for (var e = li; e < tu * params.k; e += WG) {
