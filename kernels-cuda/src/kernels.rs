@@ -34,10 +34,7 @@ fn embedded(stem: &str) -> Option<&'static [u8]> {
             env!("OUT_DIR"),
             "/elementwise.cubin"
         ))),
-        "train_ops" => Some(include_bytes!(concat!(
-            env!("OUT_DIR"),
-            "/train_ops.cubin"
-        ))),
+        "train_ops" => Some(include_bytes!(concat!(env!("OUT_DIR"), "/train_ops.cubin"))),
         _ => None,
     }
 }
