@@ -131,7 +131,24 @@ fn gpu_retrieval_many_chunks_and_users_equals_reference() {
                     .map(|&x| x as f64)
                     .collect();
                 let want = reference::retrieve_top_k(&user, &items, &s.items, k);
-                assert_eq!(got[u].items, want.items, "user {u}, k = {k}");
+                // Ranks may swap only between items whose exact scores tie within f32 rounding
+                // (measured: 3e-8 apart at 0.363, user 34, k = 100).
+                const TIE: f64 = 1e-6;
+                assert_eq!(got[u].items.len(), want.items.len(), "user {u}, k = {k}");
+                for (r, (&g, &w)) in got[u].items.iter().zip(&want.items).enumerate() {
+                    if g != w {
+                        let exact: f64 = user
+                            .iter()
+                            .zip(items.row(g as usize))
+                            .map(|(a, b)| a * b)
+                            .sum();
+                        assert!(
+                            (exact - want.scores[r] as f64).abs() <= TIE && !s.items.contains(&g),
+                            "user {u}, k = {k}, rank {r}: gpu item {g} (exact score {exact}) != cpu item {w} ({})",
+                            want.scores[r]
+                        );
+                    }
+                }
                 let want64: Vec<f64> = want.scores.iter().map(|&x| x as f64).collect();
                 assert_close(
                     &format!("scores of user {u}, k = {k}"),

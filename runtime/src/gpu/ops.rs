@@ -209,7 +209,7 @@ pub struct MatmulParams {
 }
 
 /// Workgroups the 128 x 128 register-tiled matmul should give at least (two per SM of a large
-/// GPU); smaller products take `main_skinny` (4 x 4 outputs per invocation, no workgroup memory).
+/// GPU); smaller products take `main_skinny` (4 x 64 outputs per workgroup, K split in 16 slices).
 const MATMUL_MIN_GROUPS: usize = 256;
 
 /// Whether an `m x n` product takes the skinny kernel. `HSTU_MATMUL_SKINNY=0|1` forces it (benchmarks).
@@ -228,7 +228,7 @@ pub enum MatmulKernel {
     Auto,
     /// 128 x 128 workgroup tiles, 8 x 8 outputs per invocation (`main`).
     Tiled,
-    /// 4 x 4 outputs per invocation, no workgroup memory (`main_skinny`).
+    /// 4 rows x 64 columns per workgroup, K split over 16 slices (`main_skinny`).
     Skinny,
 }
 
@@ -279,7 +279,7 @@ pub fn matmul_with(
         }
         _ if skinny => (
             PipelineKey::new("hstu_matmul", variant, "main_skinny"),
-            (groups(p.n as usize, 4 * 64), groups(p.m as usize, 4), 1),
+            (groups(p.n as usize, 64), groups(p.m as usize, 4), 1),
         ),
         _ => (
             PipelineKey::new("hstu_matmul", variant, "main"),

@@ -1,5 +1,6 @@
 //! Recording GPU work: one command encoder, a uniform arena for kernel parameters, one compute pass
-//! per dispatch (timestamped when profiling), and the one readback path of the runtime.
+//! for a run of dispatches (one per dispatch, timestamped, when profiling), and the one readback
+//! path of the runtime.
 
 use super::cache::{BindRange, Pipeline, PipelineKey, STORAGE, UNIFORM};
 use super::context::GpuContext;
@@ -32,6 +33,9 @@ pub struct Recorder<'a> {
     scratch: Vec<wgpu::Buffer>,
     /// Op name given to the next profiled dispatches (see [`Recorder::tag`]).
     tag: Option<&'static str>,
+    /// The open compute pass of unprofiled dispatches (wgpu orders and synchronises dispatches
+    /// inside a pass); ended before a copy, a clear or the submit.
+    pass: Option<wgpu::ComputePass<'static>>,
 }
 
 /// `ceil(a / b)` for dispatch sizes.
@@ -60,7 +64,13 @@ impl<'a> Recorder<'a> {
             profiler: None,
             scratch: Vec::new(),
             tag: None,
+            pass: None,
         }
+    }
+
+    /// End the open compute pass, if any.
+    fn end_pass(&mut self) {
+        self.pass = None;
     }
 
     /// Name the op of the following dispatches in the profile (`uvqk_gemm`, `attention`, ...);
@@ -173,20 +183,33 @@ impl<'a> Recorder<'a> {
             }
             _ => None,
         };
-        let set = self.profiler.as_ref().map(|p| p.set.clone());
-        let mut pass = self
-            .encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(&pipeline.label),
-                timestamp_writes: match (&set, timestamp_writes) {
-                    (Some(s), Some((b, e))) => Some(wgpu::ComputePassTimestampWrites {
-                        query_set: s,
+        if let Some((b, e)) = timestamp_writes {
+            // Profiled: a pass of its own, timestamped at its beginning and end.
+            self.pass = None;
+            let p = self.profiler.as_ref().expect("timestamps only with a profiler");
+            let mut pass = self
+                .encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(&pipeline.label),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &p.set,
                         beginning_of_pass_write_index: Some(b),
                         end_of_pass_write_index: Some(e),
                     }),
-                    _ => None,
-                },
-            });
+                });
+            pass.set_pipeline(&pipeline.pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+            return Ok(());
+        }
+        let pass = self.pass.get_or_insert_with(|| {
+            self.encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("hstu"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
+        });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bg, &[]);
         pass.dispatch_workgroups(grid.0, grid.1, grid.2);
@@ -202,12 +225,14 @@ impl<'a> Recorder<'a> {
         bytes: u64,
     ) {
         if bytes > 0 {
+            self.end_pass();
             self.encoder
                 .copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
         }
     }
 
     pub fn clear(&mut self, buffer: &wgpu::Buffer, bytes: u64) {
+        self.end_pass();
         self.encoder
             .clear_buffer(buffer, 0, Some(bytes.div_ceil(4) * 4));
     }
@@ -229,6 +254,7 @@ impl<'a> Recorder<'a> {
         reads: &[(&wgpu::Buffer, u64, u64)],
     ) -> Result<(Vec<Vec<u8>>, Vec<PassTime>)> {
         let ctx = self.ctx;
+        self.end_pass();
         let total: u64 = reads.iter().map(|r| r.2.div_ceil(4) * 4).sum();
         let stamps = self
             .profiler

@@ -1,6 +1,6 @@
 // hstu_matmul: c[c_row_offset + r, n] = epilogue(sum_k a[a_row_offset + r, k] * b[k, n] + bias[n]) (+ c[..] when residual), epilogue = identity or silu; a, b row-major with strides lda, ldb (multiples of 4, 16 for COOP).
 // bindings: 0 params (uniform), 1 a [.., lda] elem, 2 b [K, ldb] elem, 3 bias [ldc] f32, 4 c [.., ldc] f32.
-// dispatch: (ceil(N / (8 * WG_X)), ceil(M / (8 * WG_Y)), 1) with WG_X x WG_Y invocations; COOP: (ceil(N / 64), ceil(M / 64), 1), one subgroup (SG invocations) per 64 x 64 tile; main_skinny (any variant): (ceil(N / (4 * SKINNY_WG)), ceil(M / 4), 1).
+// dispatch: (ceil(N / (8 * WG_X)), ceil(M / (8 * WG_Y)), 1) with WG_X x WG_Y invocations; COOP: (ceil(N / 64), ceil(M / 64), 1), one subgroup (SG invocations) per 64 x 64 tile; main_skinny (any variant): (ceil(N / 64), ceil(M / 4), 1), 256 invocations.
 
 struct Params {
     m: u32,
@@ -250,10 +250,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 //#endif
 
-// Skinny path `main_skinny` (every variant; few rows, e.g. one user's 200 tokens): no workgroup
-// memory, each invocation owns 4 rows x 4 columns and reads a and b straight from memory (L1/L2),
-// so a 200 x 1024 product spreads over 12,800 invocations instead of 16 workgroups.
-override SKINNY_WG: u32 = 64u;
+// Skinny path `main_skinny` (every variant; few rows, e.g. one user's 200 tokens): a workgroup owns
+// 4 rows x 64 columns; its 256 invocations are 16 column quads x 16 slices of K, each reading a and
+// b straight from memory (L1/L2) for 4 x 4 outputs of its slice, then the slices are summed in
+// workgroup memory (fixed order). A 200 x 1024 x 256 product: 800 workgroups, 4 steps per invocation.
+var<workgroup> skinny_part: array<vec4<f32>, 1024>; // [16 slices][4 rows][16 column quads]
 
 fn skinny_row(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
     var r = fma(vec4<f32>(av.x), b0, acc);
@@ -263,32 +264,30 @@ fn skinny_row(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: v
     return r;
 }
 
-fn skinny_store(row: u32, col: u32, acc: vec4<f32>) {
-    if (row < params.m) {
-        let out_index = ((params.c_row_offset + row) * params.ldc + col) / 4u;
-        c[out_index] = epilogue(acc, out_index, col);
-    }
-}
-
-@compute @workgroup_size(SKINNY_WG)
-fn main_skinny(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let col = gid.x * 4u;
-    let row0 = gid.y * 4u;
-    if (col >= params.n) {
-        return;
-    }
-    // Rows past m read row m - 1 (in bounds) and are not stored.
+@compute @workgroup_size(256)
+fn main_skinny(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let quad = li % 16u;
+    let slice = li / 16u;
+    let col = wid.x * 64u + quad * 4u;
+    let row0 = wid.y * 4u;
+    // Loads stay in bounds: columns past n read the last quad, rows past m read row m - 1; neither is stored.
+    let load_col = min(col, params.n - 4u);
     let last = params.m - 1u;
     let ra0 = (params.a_row_offset + min(row0, last)) * params.lda;
     let ra1 = (params.a_row_offset + min(row0 + 1u, last)) * params.lda;
     let ra2 = (params.a_row_offset + min(row0 + 2u, last)) * params.lda;
     let ra3 = (params.a_row_offset + min(row0 + 3u, last)) * params.lda;
+    let k4 = params.k / 4u;
+    let per = (k4 + 15u) / 16u;
+    let kq0 = min(slice * per, k4);
+    let kq1 = min(kq0 + per, k4);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < params.k; k0 += 4u) {
-        let ib = k0 * params.ldb + col;
+    for (var kq = kq0; kq < kq1; kq++) {
+        let k0 = kq * 4u;
+        let ib = k0 * params.ldb + load_col;
         let b0 = load_b4(ib);
         let b1 = load_b4(ib + params.ldb);
         let b2 = load_b4(ib + 2u * params.ldb);
@@ -298,8 +297,23 @@ fn main_skinny(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc2 = skinny_row(acc2, load_a4(ra2 + k0), b0, b1, b2, b3);
         acc3 = skinny_row(acc3, load_a4(ra3 + k0), b0, b1, b2, b3);
     }
-    skinny_store(row0, col, acc0);
-    skinny_store(row0 + 1u, col, acc1);
-    skinny_store(row0 + 2u, col, acc2);
-    skinny_store(row0 + 3u, col, acc3);
+    skinny_part[(slice * 4u + 0u) * 16u + quad] = acc0;
+    skinny_part[(slice * 4u + 1u) * 16u + quad] = acc1;
+    skinny_part[(slice * 4u + 2u) * 16u + quad] = acc2;
+    skinny_part[(slice * 4u + 3u) * 16u + quad] = acc3;
+    workgroupBarrier();
+    if (li < 64u) {
+        let r = li / 16u;
+        let q = li % 16u;
+        var sum = vec4<f32>(0.0);
+        for (var sl = 0u; sl < 16u; sl++) {
+            sum += skinny_part[(sl * 4u + r) * 16u + q];
+        }
+        let row = row0 + r;
+        let out_col = wid.x * 64u + q * 4u;
+        if (row < params.m && out_col < params.n) {
+            let out_index = ((params.c_row_offset + row) * params.ldc + out_col) / 4u;
+            c[out_index] = epilogue(sum, out_index, out_col);
+        }
+    }
 }
