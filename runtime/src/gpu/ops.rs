@@ -353,6 +353,22 @@ pub struct AttentionBuffers<'b> {
     pub capture: Option<&'b wgpu::Buffer>,
 }
 
+/// The register-tiled attention `main` with its staging chunks (QC q/k columns, VC keys of v per
+/// step): 32 / 32 (fewest barriers); `HSTU_ATTENTION_CHUNKS=QC,VC` sets others (benchmarks; each in 4, 8, 16, 32).
+fn attention_tiled_key(variant: Variant) -> PipelineKey {
+    let (qc, vc) = std::env::var("HSTU_ATTENTION_CHUNKS")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+        })
+        .filter(|&(a, b)| [4, 8, 16, 32].contains(&a) && [4, 8, 16, 32].contains(&b))
+        .unwrap_or((32, 32));
+    PipelineKey::new("hstu_attention", variant, "main")
+        .with("QC", qc as f64)
+        .with("VC", vc as f64)
+}
+
 /// Heads small enough for `main_small` (dqk, dv <= 32); `HSTU_ATTENTION_SMALL=0` turns it off (benchmarks).
 fn small_heads(p: &AttentionParams) -> bool {
     p.dqk <= 32 && p.dv <= 32 && std::env::var("HSTU_ATTENTION_SMALL").as_deref() != Ok("0")
@@ -405,14 +421,14 @@ pub fn attention(
                     32,
                 )
             } else {
-                (PipelineKey::new("hstu_attention", variant, "main"), 64)
+                (attention_tiled_key(variant), 64)
             }
         }
         _ if small_heads(p) => (
             PipelineKey::new("hstu_attention", variant, "main_small"),
             32,
         ),
-        _ => (PipelineKey::new("hstu_attention", variant, "main"), 64),
+        _ => (attention_tiled_key(variant), 64),
     };
     let grid = (groups(max_rows.max(1), bq), p.heads, p.batch);
     rec.dispatch(&key, p, list, grid)

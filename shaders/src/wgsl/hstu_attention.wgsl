@@ -344,16 +344,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 //#else
 // Register-tiled path: BQ = 64 query rows x BK = 64 keys per step, 16 x 16 invocations. S = Q K^T
-// (4 x 4 per invocation) -> a_ij in workgroup memory -> O += P V (4 rows x 8 columns per invocation,
-// value columns in chunks of 128), every accumulator a named vec4.
+// (4 x 4 per invocation, q/k columns staged QC at a time) -> a_ij in workgroup memory -> O += P V
+// (4 rows x 8 columns per invocation, VC keys staged at a time, value columns in chunks of 128),
+// every accumulator a named vec4. QC, VC in {4, 8, 16, 32}: larger = fewer barriers.
 const BQ: u32 = 64u;
 const BK: u32 = 64u;
-const DC: u32 = 8u; // reduction chunk staged per step (q/k columns, then keys)
+override QC: u32 = 32u; // q/k columns staged per step
+override VC: u32 = 32u; // keys of v staged per step
 
-var<workgroup> q_tile: array<vec4<f32>, 128>;  // [DC][BQ / 4]
-var<workgroup> k_tile: array<vec4<f32>, 128>;  // [DC][BK / 4]
+// q [QC][BQ / 4] then k [QC][BK / 4] during S; v [VC keys][128 / 4] during O (one array, two uses).
+var<workgroup> qkv_tile: array<vec4<f32>, 1024>;
 var<workgroup> p_tile: array<vec4<f32>, 1024>; // [BK][BQ / 4]: a_ij, 4 query rows per vec4
-var<workgroup> v_tile: array<vec4<f32>, 256>;  // [DC keys][128 / 4]
 
 fn load_elem(buffer_index: u32, ok: bool, which: u32) -> f32 {
     if (!ok) {
@@ -430,59 +431,65 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             var s1 = vec4<f32>(0.0);
             var s2 = vec4<f32>(0.0);
             var s3 = vec4<f32>(0.0);
-            for (var c0 = 0u; c0 < params.dqk; c0 += DC) {
-                // 64 rows x 8 columns of q and of k: 2 elements each per invocation.
+            let k_part = QC * (BQ / 4u);
+            for (var c0 = 0u; c0 < params.dqk; c0 += QC) {
+                workgroupBarrier();
+                // 64 rows x QC columns of q and of k: QC / 4 elements each per invocation.
                 let row = li / 4u;
-                let col = (li % 4u) * 2u;
-                for (var t = 0u; t < 2u; t++) {
+                let per = QC / 4u;
+                let col = (li % 4u) * per;
+                for (var t = 0u; t < per; t++) {
                     let cc = c0 + col + t;
                     let qi = i0 + row;
                     let kj = j0 + row;
                     let qv = load_elem((seq.start + qi) * params.q_stride + q_col + cc, qi < seq.len && cc < params.dqk, 0u);
                     let kv = load_elem((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
-                    q_tile[(col + t) * (BQ / 4u) + row / 4u][row % 4u] = qv;
-                    k_tile[(col + t) * (BK / 4u) + row / 4u][row % 4u] = kv;
+                    qkv_tile[(col + t) * (BQ / 4u) + row / 4u][row % 4u] = qv;
+                    qkv_tile[k_part + (col + t) * (BK / 4u) + row / 4u][row % 4u] = kv;
                 }
                 workgroupBarrier();
-                for (var cc = 0u; cc < DC; cc++) {
-                    let a = q_tile[cc * (BQ / 4u) + ty];
-                    let kk = k_tile[cc * (BK / 4u) + tx];
+                for (var cc = 0u; cc < QC; cc++) {
+                    let a = qkv_tile[cc * (BQ / 4u) + ty];
+                    let kk = qkv_tile[k_part + cc * (BK / 4u) + tx];
                     s0 = fma(vec4<f32>(a.x), kk, s0);
                     s1 = fma(vec4<f32>(a.y), kk, s1);
                     s2 = fma(vec4<f32>(a.z), kk, s2);
                     s3 = fma(vec4<f32>(a.w), kk, s3);
                 }
-                workgroupBarrier();
             }
+            // p_tile is free: the previous block's reads precede this block's barriers above.
             put_weights(s0, ty * 4u + 0u, tx * 4u, i0, j0, seq, h);
             put_weights(s1, ty * 4u + 1u, tx * 4u, i0, j0, seq, h);
             put_weights(s2, ty * 4u + 2u, tx * 4u, i0, j0, seq, h);
             put_weights(s3, ty * 4u + 3u, tx * 4u, i0, j0, seq, h);
             workgroupBarrier();
-            for (var kc = 0u; kc < BK; kc += DC) {
-                // 8 keys x 128 value columns: 4 elements each per invocation.
-                let key = li / 32u;
-                let col = dv0 + (li % 32u) * 4u;
-                let j = j0 + kc + key;
-                let vbase = (seq.start + j) * params.v_stride + v_col + col;
-                let ok = j < seq.len;
-                v_tile[li] = vec4<f32>(
-                    load_elem(vbase, ok && col < params.dv, 2u),
-                    load_elem(vbase + 1u, ok && col + 1u < params.dv, 2u),
-                    load_elem(vbase + 2u, ok && col + 2u < params.dv, 2u),
-                    load_elem(vbase + 3u, ok && col + 3u < params.dv, 2u));
+            for (var kc = 0u; kc < BK; kc += VC) {
+                // VC keys x 128 value columns: VC / 8 vec4 per invocation (after the S reads of qkv_tile).
                 workgroupBarrier();
-                for (var kk = 0u; kk < DC; kk++) {
+                for (var e = li; e < VC * 32u; e += 256u) {
+                    let key = e / 32u;
+                    let col = dv0 + (e % 32u) * 4u;
+                    let j = j0 + kc + key;
+                    let vbase = (seq.start + j) * params.v_stride + v_col + col;
+                    let ok = j < seq.len;
+                    qkv_tile[e] = vec4<f32>(
+                        load_elem(vbase, ok && col < params.dv, 2u),
+                        load_elem(vbase + 1u, ok && col + 1u < params.dv, 2u),
+                        load_elem(vbase + 2u, ok && col + 2u < params.dv, 2u),
+                        load_elem(vbase + 3u, ok && col + 3u < params.dv, 2u));
+                }
+                workgroupBarrier();
+                for (var kk = 0u; kk < VC; kk++) {
                     let p = p_tile[(kc + kk) * (BQ / 4u) + ty];
-                    let v_lo = v_tile[kk * 32u + tx];
-                    let v_hi = v_tile[kk * 32u + 16u + tx];
+                    let v_lo = qkv_tile[kk * 32u + tx];
+                    let v_hi = qkv_tile[kk * 32u + 16u + tx];
                     o0l = fma(vec4<f32>(p.x), v_lo, o0l); o0h = fma(vec4<f32>(p.x), v_hi, o0h);
                     o1l = fma(vec4<f32>(p.y), v_lo, o1l); o1h = fma(vec4<f32>(p.y), v_hi, o1h);
                     o2l = fma(vec4<f32>(p.z), v_lo, o2l); o2h = fma(vec4<f32>(p.z), v_hi, o2h);
                     o3l = fma(vec4<f32>(p.w), v_lo, o3l); o3h = fma(vec4<f32>(p.w), v_hi, o3h);
                 }
-                workgroupBarrier();
             }
+            // No barrier: the next block's first step begins with one before it writes qkv_tile.
         }
         let r = i0 + ty * 4u;
         let c_lo = dv0 + tx * 4u;
