@@ -186,7 +186,10 @@ impl<'a> Recorder<'a> {
         if let Some((b, e)) = timestamp_writes {
             // Profiled: a pass of its own, timestamped at its beginning and end.
             self.pass = None;
-            let p = self.profiler.as_ref().expect("timestamps only with a profiler");
+            let p = self
+                .profiler
+                .as_ref()
+                .expect("timestamps only with a profiler");
             let mut pass = self
                 .encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
