@@ -86,11 +86,11 @@ fn fwd_tile(d: usize) -> Tile {
     }
 }
 /// dK/dV as two passes (one accumulator each): D = 256 always, variant 2 for every D.
-fn dkdv_split(d: usize) -> bool {
-    d == 256 || bwd_variant(d) == 2
+fn dkdv_split(v: usize, d: usize) -> bool {
+    d == 256 || v == 2
 }
-fn dkdv_tile(d: usize) -> Tile {
-    match (bwd_variant(d), d) {
+fn dkdv_tile(v: usize, d: usize) -> Tile {
+    match (v, d) {
         (0, 64) => tile(2, 32, 4),
         (0, _) => tile(1, 32, 4),
         (1, 64) => tile(2, 32, 8),
@@ -103,8 +103,8 @@ fn dkdv_tile(d: usize) -> Tile {
         (_, _) => tile(1, 32, 8),
     }
 }
-fn dq_tile(d: usize) -> Tile {
-    match (bwd_variant(d), d) {
+fn dq_tile(v: usize, d: usize) -> Tile {
+    match (v, d) {
         (0, 64) => tile(2, 64, 4),
         (0, 128) => tile(2, 32, 4),
         (0, _) => tile(1, 32, 4),
@@ -607,31 +607,40 @@ impl CudaDevice {
         p.dq = self.ptr_mut(grads.dq);
         p.dk = self.ptr_mut(grads.dk);
         p.dv = self.ptr_mut(grads.dv);
-        let mut hist_bytes = 0;
         if let (Some(r), Some(g)) = (&x.rab, rab_grads) {
             check_len(OP, "dpos_w", g.dpos_w, 2 * r.n - 1)?;
             check_len(OP, "dts_w", g.dts_w, r.num_buckets + 1)?;
             p.dpos_w = self.ptr_mut(g.dpos_w);
             p.dts_w = self.ptr_mut(g.dts_w);
         }
-        let t = dkdv_tile(d);
-        if x.rab.is_some() {
-            // histograms of dpos_w / dts_w plus one [keys][BMQ + 1] dS^T scratch tile per warp
-            let hist = 2 * p.rab_n as usize - 1 + p.num_buckets as usize + 1;
-            hist_bytes = (hist + t.rows * (t.cols + 1)) * 4;
-        }
-        let rab = if x.rab.is_some() { "rab_" } else { "" };
-        let v = suffix(bwd_variant(d));
-        let stem = "hstu_attention_bwd_sm90";
-        let smem = (2 * t.rows + 4 * t.cols) * d * 2 + hist_bytes;
-        if smem > 227 * 1024 {
-            return Err(CudaError::Unsupported {
+        // dK/dV shared memory: tiles, plus with rab the dpos_w / dts_w histograms and one
+        // [keys][BMQ + 1] dS^T scratch tile per warp.
+        let dkdv_smem = |v: usize| {
+            let t = dkdv_tile(v, d);
+            let mut bytes = (2 * t.rows + 4 * t.cols) * d * 2;
+            if x.rab.is_some() {
+                let hist = 2 * p.rab_n as usize - 1 + p.num_buckets as usize + 1;
+                bytes += (hist + t.rows * (t.cols + 1)) * 4;
+            }
+            bytes
+        };
+        // The preferred variant, else the first whose tiles leave room for a long rab's
+        // histograms (e.g. D = 256 with N = 4096).
+        const SMEM_MAX: usize = 227 * 1024;
+        let preferred = bwd_variant(d);
+        let bv = std::iter::once(preferred)
+            .chain(0..TILE_VARIANTS)
+            .find(|&v| dkdv_smem(v) <= SMEM_MAX)
+            .ok_or_else(|| CudaError::Unsupported {
                 op: OP,
                 what: "rab N for the shared-memory gradient histogram",
-                value: format!("N = {} needs {smem} bytes", p.rab_n),
-            });
-        }
-        if dkdv_split(d) {
+                value: format!("N = {} needs {} bytes", p.rab_n, dkdv_smem(preferred)),
+            })?;
+        let (t, smem) = (dkdv_tile(bv, d), dkdv_smem(bv));
+        let rab = if x.rab.is_some() { "rab_" } else { "" };
+        let v = suffix(bv);
+        let stem = "hstu_attention_bwd_sm90";
+        if dkdv_split(bv, d) {
             // Two passes keep the accumulators in registers; only the dK pass sums d_rab.
             self.launch_attn(
                 stem,
@@ -659,7 +668,7 @@ impl CudaDevice {
         if dq_uses_wgmma(x) && [p.q, p.k, p.v, p.dout].iter().all(|a| a % 16 == 0) {
             return self.launch_dq_wgmma(x, &p);
         }
-        let t = dq_tile(d);
+        let t = dq_tile(bv, d);
         let smem = (2 * t.rows + 4 * t.cols) * d * 2;
         self.launch_attn(
             stem,

@@ -33,6 +33,25 @@ pub fn retrieval_metrics(
             e
         })
         .collect();
+    retrieval_metrics_of_embeddings(cfg, w, seqs, &users)
+}
+
+/// [`retrieval_metrics`] of user embeddings computed elsewhere (`users`: `[seqs, D]`,
+/// L2-normalised, e.g. by the CUDA trainer).
+pub fn retrieval_metrics_of_embeddings(
+    cfg: &ModelConfig,
+    w: &Weights<f32>,
+    seqs: &[UserSequence],
+    users: &[f32],
+) -> Result<Metrics> {
+    if users.len() != seqs.len() * cfg.embedding_dim {
+        return Err(Error::Input(format!(
+            "{} user embedding values for {} users of dim {}",
+            users.len(),
+            seqs.len(),
+            cfg.embedding_dim
+        )));
+    }
     let items = normalized_items(&w.item_emb, cfg.l2_norm_eps);
     let queries: Vec<RetrievalQuery> = seqs
         .iter()
@@ -41,7 +60,7 @@ pub fn retrieval_metrics(
             target: s.target.unwrap_or(0),
         })
         .collect();
-    evaluate_retrieval(&users, &items.data, cfg.embedding_dim, &queries)
+    evaluate_retrieval(users, &items.data, cfg.embedding_dim, &queries)
 }
 
 /// Logits `[sum m, T]` of each example's candidates (M-FALCON, micro-batches of 64).

@@ -239,7 +239,7 @@ impl CudaTrainer {
             max_len = max_len.max(l);
             offsets.push(ids.len() as i64);
         }
-        if count == 0 {
+        if ids.is_empty() {
             return Ok(None);
         }
         if let Some(&bad) = ids
@@ -266,14 +266,18 @@ impl CudaTrainer {
         }))
     }
 
-    /// Forward, loss and backward of one batch into `self.grads` (mean loss over positions).
-    /// `negatives` (`[tokens * num_negatives]`) replaces the device draw (tests).
-    fn forward_backward(&mut self, b: &Batch, seed: u64, negatives: Option<&[i64]>) -> Result<f64> {
+    /// The training forward of a batch (dropout as given): final `e [tokens, D]` before L2 and
+    /// what each layer's backward reads.
+    fn forward(
+        &self,
+        b: &Batch,
+        seed: u64,
+        drop: Dropout,
+    ) -> Result<(CudaSlice<f32>, Vec<LayerActs>)> {
         let (t, d, hd) = (b.tokens, self.cfg.embedding_dim, self.hd);
         let (uw, hdv) = (hd.uvqk(), hd.hdv());
         let dev = &self.dev;
         let eps = self.cfg.layer_norm_eps as f32;
-        let drop = self.opts.dropout;
         let seed_in = mix(seed, self.step, 0);
         let seed_layer = |l: usize| mix(seed, self.step, 1 + l as u64);
         let z32 = |n: usize| dev.zeros::<f32>(n).map_err(cuda);
@@ -365,6 +369,22 @@ impl CudaTrainer {
             });
         }
         drop_buffer(attn);
+        Ok((e, acts))
+    }
+
+    /// Forward, loss and backward of one batch into `self.grads` (mean loss over positions).
+    /// `negatives` (`[tokens * num_negatives]`) replaces the device draw (tests).
+    fn forward_backward(&mut self, b: &Batch, seed: u64, negatives: Option<&[i64]>) -> Result<f64> {
+        let (t, d, hd) = (b.tokens, self.cfg.embedding_dim, self.hd);
+        let (uw, hdv) = (hd.uvqk(), hd.hdv());
+        let dev = &self.dev;
+        let drop = self.opts.dropout;
+        let seed_in = mix(seed, self.step, 0);
+        let seed_layer = |l: usize| mix(seed, self.step, 1 + l as u64);
+        let z32 = |n: usize| dev.zeros::<f32>(n).map_err(cuda);
+        let z16 = |n: usize| dev.zeros::<bf16>(n).map_err(cuda);
+
+        let (e, acts) = self.forward(b, seed, drop)?;
 
         // loss
         let kneg = self.opts.num_negatives;
@@ -509,7 +529,7 @@ impl CudaTrainer {
     /// One AdamW step on a batch of users; returns the loss sum over supervised positions and
     /// the tokens encoded (zero loss count: nothing to learn, no update).
     pub fn step(&mut self, seqs: &[&UserSequence], seed: u64) -> Result<(LossSum, usize)> {
-        let Some(b) = self.batch(seqs)? else {
+        let Some(b) = self.batch(seqs)?.filter(|b| b.count > 0) else {
             return Ok((LossSum::default(), 0));
         };
         let mean = self.forward_backward(&b, seed, None)?;
@@ -550,13 +570,49 @@ impl CudaTrainer {
         negatives: &[i64],
         seed: u64,
     ) -> Result<(f64, Weights<f32>)> {
-        let Some(b) = self.batch(seqs)? else {
+        let Some(b) = self.batch(seqs)?.filter(|b| b.count > 0) else {
             return Err(Error::Input("batch has no supervised position".into()));
         };
         let mean = self.forward_backward(&b, seed, Some(negatives))?;
         let mut g = self.host_template();
         download_into(&self.dev, &self.grads, &mut g)?;
         Ok((mean, g))
+    }
+
+    /// The L2-normalised embedding of each user's last position (dropout off), `[seqs, D]`,
+    /// `chunk` users per forward: the device half of validation (bf16 attention, so rankings
+    /// can differ from the CPU encoder's on near ties).
+    pub fn encode_users(&self, seqs: &[UserSequence], chunk: usize) -> Result<Vec<f32>> {
+        let d = self.cfg.embedding_dim;
+        let mut out = Vec::with_capacity(seqs.len() * d);
+        for part in seqs.chunks(chunk.max(1)) {
+            if let Some(s) = part.iter().find(|s| s.items.is_empty()) {
+                return Err(Error::Input(format!(
+                    "user {} has an empty history",
+                    s.user_id
+                )));
+            }
+            let cut: Vec<UserSequence> = part
+                .iter()
+                .map(|s| s.truncated(self.cfg.max_sequence_len))
+                .collect();
+            let refs: Vec<&UserSequence> = cut.iter().collect();
+            let Some(b) = self.batch(&refs)? else {
+                continue;
+            };
+            let (e, acts) = self.forward(&b, 0, Dropout::OFF)?;
+            drop(acts);
+            let host = self.dev.download(&e).map_err(cuda)?;
+            let mut end = 0;
+            for s in &cut {
+                end += s.items.len();
+                let row = &host[(end - 1) * d..end * d];
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let inv = 1.0 / norm.max(self.cfg.l2_norm_eps as f32);
+                out.extend(row.iter().map(|x| x * inv));
+            }
+        }
+        Ok(out)
     }
 
     fn host_template(&self) -> Weights<f32> {

@@ -138,10 +138,17 @@ fn validate(
     cfg: &ModelConfig,
     w: &Weights<f32>,
     data: &TrainData,
+    gpu: &Option<DeviceTrainer>,
 ) -> (serde_json::Map<String, Value>, f64) {
     match data {
         TrainData::Retrieval { valid, .. } => {
-            match crate::evaluate::retrieval_metrics(cfg, w, valid, &|| ()) {
+            let metrics = match device_user_embeddings(gpu, valid) {
+                Some(users) => users.and_then(|u| {
+                    crate::evaluate::retrieval_metrics_of_embeddings(cfg, w, valid, &u)
+                }),
+                None => crate::evaluate::retrieval_metrics(cfg, w, valid, &|| ()),
+            };
+            match metrics {
                 Ok(m) => {
                     let score = m.ndcg_10;
                     match serde_json::to_value(m) {
@@ -341,7 +348,7 @@ pub fn train(
                 "after epoch {epoch}: `{name}`[{i}] = {x}"
             )));
         }
-        let (metrics, score) = validate(cfg, &w, data);
+        let (metrics, score) = validate(cfg, &w, data, &gpu);
         let mut line = json!({"step": st.step, "epoch": epoch, "split": "valid",
             "train_loss": epoch_loss / epoch_count.max(1) as f64});
         line.as_object_mut()
@@ -443,6 +450,20 @@ fn gpu_step(
     _seed: u64,
 ) -> Result<(super::loss::LossSum, usize)> {
     match *dev {}
+}
+
+/// Validation user embeddings encoded on the device (`None`: encode on the CPU).
+fn device_user_embeddings(
+    dev: &Option<DeviceTrainer>,
+    valid: &[UserSequence],
+) -> Option<Result<Vec<f32>>> {
+    #[cfg(feature = "cuda")]
+    return dev.as_ref().map(|d| d.encode_users(valid, 512));
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (dev, valid);
+        None
+    }
 }
 
 /// Brings the host copies up to date with the device (validation, checkpoint).
