@@ -612,7 +612,9 @@ pub fn top_k_with_groups(
     let mut segs = segments;
     rec.tag("topk_merge");
     while segs > 1 {
-        let out_segs = len.div_ceil(sort_n);
+        // Sort only as many entries as there are (a power of two, >= 2k since len >= 2k).
+        let merge_n = len.min(sort_n).next_power_of_two();
+        let out_segs = len.div_ceil(merge_n);
         let out_scores = rec.scratch((batch * out_segs * k * 4) as u64)?;
         let out_ids = rec.scratch((batch * out_segs * k * 4) as u64)?;
         let p = TopkParams {
@@ -620,6 +622,7 @@ pub fn top_k_with_groups(
             k: k as u32,
             segments: out_segs as u32,
             in_len: len as u32,
+            seg: merge_n as u32,
             ..TopkParams::default()
         };
         rec.dispatch(

@@ -1,6 +1,6 @@
 // hstu_topk: score_topk takes a tile of up to U users and a chunk of items of one item-table binding, scores s_c = u_b . e_c / max(||e_c||, eps) (history, id 0 and ids > num_items excluded) and keeps each user's top k of the chunk; merge_topk reduces segments of k until one remains.
 // bindings: 0 params (uniform); score_topk: 1 users [B, user_stride] f32 (L2-normalised), 2 items [item_hi - item_lo, D] f32, 3 history u32 [hist_offsets B+1 | sorted ids], 4 out_scores, 5 out_ids [B, segments, k]; merge_topk: 6 in_scores, 7 in_ids [B, in_len], 4 out_scores, 5 out_ids [B, out_segments, k].
-// dispatch: score_topk (ceil(B / tile_users), ceil((item_hi - item_lo) / chunk), 1), merge_topk (ceil(in_len / SORT_N), B, 1); WG invocations each.
+// dispatch: score_topk (ceil(B / tile_users), ceil((item_hi - item_lo) / chunk), 1), merge_topk (ceil(in_len / seg), B, 1) with seg = min(in_len, SORT_N) rounded up to a power of two; WG invocations each.
 
 override WG: u32 = 256u;
 override SORT_N: u32 = 4096u; // a power of two, >= 2 * k; merge_topk's list and score_topk's tile_users * seg
@@ -22,7 +22,7 @@ struct Params {
     in_len: u32,        // merge_topk: entries per user in in_scores / in_ids
     eps: f32,
     tile_users: u32,    // score_topk: users per workgroup, <= U
-    seg: u32,           // score_topk: sort segment per user (power of two, >= keep + WG), tile_users * seg <= SORT_N
+    seg: u32,           // score_topk: sort segment per user (power of two, >= keep + WG), tile_users * seg <= SORT_N; merge_topk: entries sorted per workgroup
     keep: u32,          // score_topk: head of each segment that holds the running top k (>= k)
     chunk: u32,         // score_topk: items per workgroup, a multiple of WG
     _pad0: u32,
@@ -207,9 +207,11 @@ fn score_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 
 @compute @workgroup_size(WG)
 fn merge_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // Each workgroup sorts seg entries (a power of two <= SORT_N, sized by the host to the input).
+    let n = params.seg;
     let b = wid.y;
-    let first = wid.x * SORT_N;
-    for (var e = li; e < SORT_N; e += WG) {
+    let first = wid.x * n;
+    for (var e = li; e < n; e += WG) {
         var score = NONE_SCORE;
         var id = NONE_ID;
         if (first + e < params.in_len) {
@@ -220,7 +222,7 @@ fn merge_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         vals[e] = id;
     }
     workgroupBarrier();
-    bitonic_sort(li, SORT_N, SORT_N);
+    bitonic_sort(li, n, n);
     let base = (b * params.segments + wid.x) * params.k;
     for (var r = li; r < params.k; r += WG) {
         out_scores[base + r] = keys[r];
