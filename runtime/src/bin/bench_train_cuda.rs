@@ -7,7 +7,10 @@
 //! * `ml1m`: the ML-1M HSTU config (2 blocks, 1 head x 50);
 //! * `big`: 8 blocks, D = 1024, 4 heads x 256, sequences of 4096 (16 per step = 65,536 tokens).
 //!
-//! `bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps 20] [--warmup 3] [--no-tf32] [--out F.json]`
+//! `bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps 20] [--warmup 3] [--no-tf32] [--profile] [--out F.json]`
+//!
+//! `--profile` adds 2 steps after the timed ones with the stream synchronised after every phase
+//! and prints ms per step of each phase (the timed steps are not synchronised).
 //!
 //! FLOPs counted: the dense products (3x the forward's `2 T D (U + H dv)` per layer) and the
 //! attention as hstu-spec section 6 (3.5x the forward); element-wise work and the loss are not
@@ -107,6 +110,7 @@ fn step_flops(cfg: &ModelConfig, users: usize, len: usize) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut profile = false;
     let (mut names, mut steps, mut warmup, mut tf32, mut out) = (
         "ml1m-large,ml1m,big".to_string(),
         20usize,
@@ -122,6 +126,11 @@ fn main() -> anyhow::Result<()> {
             "--steps" => steps = v.parse()?,
             "--warmup" => warmup = v.parse()?,
             "--out" => out = Some(v),
+            "--profile" => {
+                profile = true;
+                i += 1;
+                continue;
+            }
             "--no-tf32" => {
                 tf32 = false;
                 i += 1;
@@ -129,7 +138,7 @@ fn main() -> anyhow::Result<()> {
             }
             "--help" | "-h" => {
                 println!(
-                    "bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps N] [--warmup N] [--no-tf32] [--out FILE.json]"
+                    "bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps N] [--warmup N] [--no-tf32] [--profile] [--out FILE.json]"
                 );
                 return Ok(());
             }
@@ -197,7 +206,27 @@ fn main() -> anyhow::Result<()> {
             first,
             last
         );
+        let mut phases = serde_json::Map::new();
+        if profile {
+            t.set_profile(true);
+            const PROFILED: usize = 2;
+            for k in 0..PROFILED {
+                t.step(&batches[k % batches.len()], 42)?;
+            }
+            t.set_profile(false);
+            let prof = t.take_profile();
+            let total: f64 = prof.iter().map(|p| p.1).sum();
+            for (name, secs) in &prof {
+                let ms = secs * 1e3 / PROFILED as f64;
+                println!(
+                    "    {name:<22} {ms:>9.3} ms/step {:>5.1}%",
+                    100.0 * secs / total
+                );
+                phases.insert(name.to_string(), ms.into());
+            }
+        }
         rows.push(serde_json::json!({
+            "phase_ms": phases,
             "shape": s.name, "device": t.describe(), "tf32": tf32, "users": s.users, "len": s.len,
             "tokens_per_step": s.users * s.len, "steps": steps, "step_ms": secs * 1e3 / steps as f64,
             "tokens_per_s": tps, "tflops": tflops, "loss_first": first, "loss_last": last,

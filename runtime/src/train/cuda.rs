@@ -44,6 +44,8 @@ use hstu_cuda::gemm::Blas;
 use hstu_cuda::host::kernel_head_dim;
 use hstu_cuda::train_ops::HeadDims;
 use hstu_cuda::{CudaDevice, CudaError};
+use std::cell::{Cell, RefCell};
+use std::time::Instant;
 
 fn cuda(e: CudaError) -> Error {
     Error::Input(format!("cuda: {e}"))
@@ -126,6 +128,43 @@ pub struct CudaTrainer {
     v: Vec<CudaSlice<f32>>,
     /// Zeros shaped like the weights (gradient downloads).
     template: Weights<f32>,
+    phases: Phases,
+}
+
+/// Optional wall time per phase of the device step: each mark synchronises the stream, so this
+/// is for benchmarks (`bench_train_cuda --profile`), off in training.
+#[derive(Default)]
+struct Phases {
+    on: bool,
+    last: Cell<Option<Instant>>,
+    acc: RefCell<Vec<(&'static str, f64)>>,
+}
+
+impl Phases {
+    fn start(&self, dev: &CudaDevice) -> Result<()> {
+        if self.on {
+            dev.synchronize().map_err(cuda)?;
+            self.last.set(Some(Instant::now()));
+        }
+        Ok(())
+    }
+
+    fn mark(&self, dev: &CudaDevice, name: &'static str) -> Result<()> {
+        if !self.on {
+            return Ok(());
+        }
+        dev.synchronize().map_err(cuda)?;
+        let now = Instant::now();
+        if let Some(t0) = self.last.replace(Some(now)) {
+            let secs = (now - t0).as_secs_f64();
+            let mut acc = self.acc.borrow_mut();
+            match acc.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, x)) => *x += secs,
+                None => acc.push((name, secs)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A seed for one (step, stream) pair of the run.
@@ -201,7 +240,18 @@ impl CudaTrainer {
             m,
             v,
             template: zeros_like(w),
+            phases: Phases::default(),
         })
+    }
+
+    /// Times every phase of later steps (synchronising after each): see [`Self::take_profile`].
+    pub fn set_profile(&mut self, on: bool) {
+        self.phases.on = on;
+    }
+
+    /// Seconds per phase summed since the last call, in first-seen order.
+    pub fn take_profile(&self) -> Vec<(&'static str, f64)> {
+        std::mem::take(&mut *self.phases.acc.borrow_mut())
     }
 
     /// The device, e.g. `"NVIDIA H200 (sm_90)"`.
@@ -284,6 +334,7 @@ impl CudaTrainer {
         let z16 = |n: usize| dev.zeros::<bf16>(n).map_err(cuda);
 
         // input features
+        self.phases.start(dev)?;
         let mut e = z32(t * d)?;
         dev.embedding_fwd(
             &self.params[ITEM],
@@ -297,6 +348,7 @@ impl CudaTrainer {
         .map_err(cuda)?;
         dev.dropout_inplace(&mut e, drop.input as f32, seed_in)
             .map_err(cuda)?;
+        self.phases.mark(dev, "embedding fwd")?;
 
         let mut acts = Vec::with_capacity(self.cfg.num_blocks);
         let mut attn = z16(hd.padded(t))?;
@@ -318,16 +370,19 @@ impl CudaTrainer {
                     0.0,
                 )
                 .map_err(cuda)?;
+            self.phases.mark(dev, "ln + uvqk gemm fwd")?;
             let mut u = z32(t * hdv)?;
             let (mut q, mut k, mut v) =
                 (z16(hd.padded(t))?, z16(hd.padded(t))?, z16(hd.padded(t))?);
             dev.uvqk_split_fwd(hd, t, &pre, &mut u, &mut q, &mut k, &mut v)
                 .map_err(cuda)?;
+            self.phases.mark(dev, "silu + split fwd")?;
             dev.hstu_attention_fwd(
                 &attention(&self.cfg, hd, &self.params, b, l, (&q, &k, &v)),
                 &mut attn,
             )
             .map_err(cuda)?;
+            self.phases.mark(dev, "attention fwd")?;
             let (mut a_ln, mut rstd_a, mut y) = (z32(t * hdv)?, z32(t)?, z32(t * hdv)?);
             dev.attn_ln_gate_fwd(
                 hd,
@@ -341,6 +396,7 @@ impl CudaTrainer {
                 (drop.linear as f32, seed_layer(l)),
             )
             .map_err(cuda)?;
+            self.phases.mark(dev, "ln + gate fwd")?;
             self.blas
                 .matmul_f32(
                     (t, d, hdv),
@@ -355,6 +411,7 @@ impl CudaTrainer {
                 .map_err(cuda)?;
             dev.add_bias_rows(&mut e, &self.params[ix.o_b])
                 .map_err(cuda)?;
+            self.phases.mark(dev, "o gemm fwd")?;
             acts.push(LayerActs {
                 n,
                 rstd_n,
@@ -419,6 +476,7 @@ impl CudaTrainer {
         .map_err(cuda)?;
         let mut loss_sum = z32(1)?;
         dev.sum_acc(&loss, &mut loss_sum).map_err(cuda)?;
+        self.phases.mark(dev, "sampled softmax")?;
 
         // backward
         let mut d_attn = z16(hd.padded(t))?;
@@ -452,6 +510,7 @@ impl CudaTrainer {
                     0.0,
                 )
                 .map_err(cuda)?;
+            self.phases.mark(dev, "o gemms bwd")?;
             let mut d_pre = z32(t * uw)?;
             dev.attn_ln_gate_bwd(
                 hd,
@@ -466,6 +525,7 @@ impl CudaTrainer {
                 (drop.linear as f32, seed_layer(l)),
             )
             .map_err(cuda)?;
+            self.phases.mark(dev, "ln + gate bwd")?;
             drop_buffer(dy);
             let (mut dq, mut dk, mut dv) =
                 (z16(hd.padded(t))?, z16(hd.padded(t))?, z16(hd.padded(t))?);
@@ -487,8 +547,10 @@ impl CudaTrainer {
                 )
                 .map_err(cuda)?;
             }
+            self.phases.mark(dev, "attention bwd")?;
             dev.qkv_grad_to_pre(hd, t, &dq, &dk, &dv, &a.pre, &mut d_pre)
                 .map_err(cuda)?;
+            self.phases.mark(dev, "silu + split bwd")?;
             self.blas
                 .matmul_f32(
                     (d, uw, t),
@@ -514,14 +576,17 @@ impl CudaTrainer {
                     0.0,
                 )
                 .map_err(cuda)?;
+            self.phases.mark(dev, "uvqk gemms bwd")?;
             dev.layer_norm_bwd_acc(&dn, &a.n, &a.rstd_n, &mut de, (t, d))
                 .map_err(cuda)?;
+            self.phases.mark(dev, "ln bwd")?;
         }
         dev.dropout_inplace(&mut de, drop.input as f32, seed_in)
             .map_err(cuda)?;
         let (gi, gp) = two_mut(&mut self.grads, ITEM, POS);
         dev.embedding_bwd(&de, &b.ids, &b.pos, gi, gp, d, (d as f32).sqrt())
             .map_err(cuda)?;
+        self.phases.mark(dev, "embedding bwd")?;
         let mean = dev.download(&loss_sum).map_err(cuda)?[0] as f64;
         Ok(mean)
     }
@@ -553,6 +618,7 @@ impl CudaTrainer {
                 )
                 .map_err(cuda)?;
         }
+        self.phases.mark(&self.dev, "adamw")?;
         Ok((
             LossSum {
                 sum: mean * b.count as f64,
