@@ -95,7 +95,8 @@ fn key_block_needed(j0: u32, bk: u32, i0: u32, i1: u32, u: u32) -> bool {
 
 // Small-head path `main_small` (every variant; dqk, dv <= 32, e.g. HSTU-large's 8 heads x 32):
 // BQ = 32 query rows x BK = 32 keys per step, 256 invocations; the q tile stays in workgroup
-// memory for the whole key loop, k and v tiles are one vec4 per invocation, 3 barriers per key block.
+// memory for the whole key loop, k and v tiles are one vec4 per invocation, 3 barriers per key block;
+// the relative-bias tables are staged in workgroup memory when they fit (HSTU-large: 528 floats).
 const SB: u32 = 32u;   // query rows and keys per block
 const SD: u32 = 32u;   // head dims at most (dqk and dv)
 
@@ -103,6 +104,41 @@ var<workgroup> sq_tile: array<vec4<f32>, 256>; // [SB rows][SD / 4 dims]
 var<workgroup> sk_tile: array<vec4<f32>, 256>; // [SD dims][SB / 4 keys]: k transposed, 4 keys per vec4
 var<workgroup> sv_tile: array<vec4<f32>, 256>; // [SB keys][SD / 4 dims]
 var<workgroup> sp_tile: array<vec4<f32>, 256>; // [SB rows][SB / 4 keys]: a_ij
+// The relative-bias tables and the key times of a block, staged once when they fit (then every
+// a_ij reads workgroup memory only instead of a chain of dependent global loads).
+const S_RAB: u32 = 1024u;
+const S_THR: u32 = 256u;
+var<workgroup> s_rab: array<f32, S_RAB>;  // rab_w [2N - 1 + buckets + 1]
+var<workgroup> s_thr: array<u32, S_THR>;  // bucket thresholds [buckets + 1]
+var<workgroup> s_tkey: array<i32, SB>;    // t_key of the block's keys
+
+// time_bucket with the staged thresholds (same arithmetic).
+fn staged_time_bucket(dt: u32) -> u32 {
+    let estimate = floor(log(f32(max(dt, 1u))) / params.bucket_divisor);
+    var bucket = u32(clamp(estimate, 0.0, f32(params.num_buckets)));
+    if (bucket < params.num_buckets && dt >= s_thr[bucket + 1u]) {
+        bucket += 1u;
+    }
+    if (bucket > 0u && dt < s_thr[bucket]) {
+        bucket -= 1u;
+    }
+    return bucket;
+}
+
+// attention_weight with rab on and the tables staged (same arithmetic); dt = t_next[i] - t_key[j].
+fn staged_weight(qk: f32, i: u32, j: u32, u: u32, dt: i32) -> f32 {
+    let id_i = min(i, u);
+    let id_j = min(j, u);
+    let in_window = params.max_attn_len == 0u || id_i - id_j <= params.max_attn_len;
+    if (!(i == j || (id_i > id_j && in_window))) {
+        return 0.0;
+    }
+    var s = params.alpha * qk;
+    let pos_index = i32(params.rab_n) - 1 + i32(id_j) - i32(id_i);
+    let ts_index = 2u * params.rab_n - 1u + staged_time_bucket(u32(abs(dt)));
+    s += s_rab[u32(pos_index)] + s_rab[ts_index];
+    return s / (1.0 + exp(-s)) * params.inv_n;
+}
 
 // Columns [c, c + 4) of a head starting at column head_col of row `row` (0 past dqk / dv or when !ok).
 fn small_q4(row: u32, head_col: u32, c: u32, ok: bool) -> vec4<f32> {
@@ -135,10 +171,14 @@ fn small_v4(row: u32, head_col: u32, c: u32, ok: bool) -> vec4<f32> {
     return r;
 }
 
-fn small_weight(s: f32, i: u32, j: u32, seq: Sequence, h: u32) -> f32 {
+fn small_weight(s: f32, i: u32, j: u32, seq: Sequence, h: u32, staged: bool, t_i: i32, j0: u32) -> f32 {
     var w = 0.0;
     if (i < seq.len && j < seq.len) {
-        w = attention_weight(s, i, j, seq.history, seq.start);
+        if (staged) {
+            w = staged_weight(s, i, j, seq.history, t_i - s_tkey[j - j0]);
+        } else {
+            w = attention_weight(s, i, j, seq.history, seq.start);
+        }
 //#if CAPTURE
         capture[(h * seq.len + i) * seq.len + j] = w;
 //#endif
@@ -172,6 +212,20 @@ fn main_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let hq = h * params.dqk;
     let hv = h * params.dv;
     sq_tile[li] = small_q4(seq.start + i, hq, c4 * 4u, i < seq.len);
+    let rab_len = 2u * params.rab_n + params.num_buckets;
+    let staged = params.has_rab != 0u && rab_len <= S_RAB && params.num_buckets < S_THR;
+    var t_i = 0;
+    if (staged) {
+        for (var e = li; e < rab_len; e += 256u) {
+            s_rab[e] = rab_w[e];
+        }
+        for (var e = li; e <= params.num_buckets; e += 256u) {
+            s_thr[e] = meta_u32[params.thresholds_base + e];
+        }
+        if (i < seq.len) {
+            t_i = times[seq.start + i];
+        }
+    }
     var o = vec4<f32>(0.0);
     for (var j0 = 0u; j0 < i1; j0 += SB) {
         if (!key_block_needed(j0, SB, i0, i1, seq.history)) {
@@ -185,6 +239,14 @@ fn main_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         sk_tile[(c4 * 4u + 2u) * 8u + r / 4u][r % 4u] = kv.z;
         sk_tile[(c4 * 4u + 3u) * 8u + r / 4u][r % 4u] = kv.w;
         sv_tile[li] = small_v4(seq.start + jl, hv, c4 * 4u, jl < seq.len);
+        if (staged && li < SB) {
+            let jk = j0 + li;
+            var t = 0;
+            if (jk < seq.len) {
+                t = times[params.times_key_base + seq.start + jk];
+            }
+            s_tkey[li] = t;
+        }
         workgroupBarrier();
         // Scores of query row r against keys 4 c4 .. 4 c4 + 3.
         var s = vec4<f32>(0.0);
@@ -193,10 +255,10 @@ fn main_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         }
         let j = j0 + c4 * 4u;
         sp_tile[li] = vec4<f32>(
-            small_weight(s.x, i, j, seq, h),
-            small_weight(s.y, i, j + 1u, seq, h),
-            small_weight(s.z, i, j + 2u, seq, h),
-            small_weight(s.w, i, j + 3u, seq, h));
+            small_weight(s.x, i, j, seq, h, staged, t_i, j0),
+            small_weight(s.y, i, j + 1u, seq, h, staged, t_i, j0),
+            small_weight(s.z, i, j + 2u, seq, h, staged, t_i, j0),
+            small_weight(s.w, i, j + 3u, seq, h, staged, t_i, j0));
         workgroupBarrier();
         // o[row r, dims 4 c4 ..] += sum over the block's keys of a_rj v_j.
         for (var kq = 0u; kq < SB / 4u; kq++) {
