@@ -196,3 +196,52 @@ fn every_variant_translates_to_glsl() {
         }
     }
 }
+
+/// Pipeline constants the runtime sets that change which code a pipeline keeps: the wide
+/// cooperative attention (`WIDE`, 4 subgroups per workgroup) and the tiled attention's staging
+/// chunks, each resolved and translated to SPIR-V.
+/// A shader, a variant and the pipeline constants set on it.
+type ConstantCase = (&'static str, Variant, &'static [(&'static str, f64)]);
+
+#[test]
+fn runtime_constants_translate_to_spirv() {
+    let cases: &[ConstantCase] = &[
+        (
+            "hstu_attention",
+            Variant::CoopMatrix,
+            &[("SG", 32.0), ("WIDE", 1.0), ("COOP_WG", 128.0)],
+        ),
+        ("hstu_attention", Variant::F32, &[("QC", 8.0), ("VC", 8.0)]),
+        ("hstu_attention", Variant::F16, &[("QC", 16.0), ("VC", 4.0)]),
+        ("hstu_topk", Variant::F32, &[("SORT_N", 2048.0)]),
+    ];
+    for &(name, variant, constants) in cases {
+        let entry = hstu_shaders::shader(name).expect("shader");
+        let (module, info) = validate(entry, variant);
+        let mut pc = PipelineConstants::default();
+        for &(k, v) in constants {
+            pc.insert(k.to_string(), v);
+        }
+        for ep in entry.entry_points {
+            let (m, i) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((naga::ShaderStage::Compute, ep)),
+                &pc,
+            )
+            .unwrap_or_else(|e| panic!("{name} {ep} {constants:?}: overrides: {e:?}"));
+            let pipeline = naga::back::spv::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: ep.to_string(),
+            };
+            let words = naga::back::spv::write_vec(
+                &m,
+                &i,
+                &naga::back::spv::Options::default(),
+                Some(&pipeline),
+            )
+            .unwrap_or_else(|e| panic!("{name} {ep} {constants:?}: spv: {e}"));
+            assert!(words.len() > 16);
+        }
+    }
+}

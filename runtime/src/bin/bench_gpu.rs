@@ -1,7 +1,7 @@
 //! GPU benchmark of the wgpu runtime: fused attention TFLOP/s (f32, f16, coop-matrix), retrieval
 //! users/s (ML-1M / ML-20M HSTU-large shapes) and M-FALCON candidates/s vs one pass per candidate.
 //!
-//! `cargo run --release -p hstu-runtime --bin bench_gpu -- [--small] [--retrieval-only] [--reps 10] [--out bench_gpu.json]`
+//! `cargo run --release -p hstu-runtime --bin bench_gpu -- [--small] [--retrieval-only | --attention-only] [--lengths 8192] [--reps 10] [--out bench_gpu.json]`
 //!
 //! GPU time from timestamp queries after warm-up (median and P10); inputs random (seeded);
 //! attention outputs poisoned with NaN before the timed runs; every result checked against the
@@ -25,6 +25,9 @@ use std::time::Instant;
 struct Args {
     small: bool,
     retrieval_only: bool,
+    attention_only: bool,
+    /// Attention lengths to run (all of the size class when None).
+    lengths: Option<Vec<usize>>,
     reps: usize,
     out: String,
 }
@@ -33,6 +36,8 @@ fn parse_args() -> Result<Args> {
     let mut a = Args {
         small: false,
         retrieval_only: false,
+        attention_only: false,
+        lengths: None,
         reps: 10,
         out: "bench_gpu.json".into(),
     };
@@ -42,6 +47,16 @@ fn parse_args() -> Result<Args> {
         match argv[i].as_str() {
             "--small" => a.small = true,
             "--retrieval-only" => a.retrieval_only = true,
+            "--attention-only" => a.attention_only = true,
+            "--lengths" => {
+                i += 1;
+                let list = argv.get(i).context("--lengths N,N,..")?;
+                a.lengths = Some(
+                    list.split(',')
+                        .map(|x| x.trim().parse::<usize>())
+                        .collect::<std::result::Result<_, _>>()?,
+                );
+            }
             "--reps" => {
                 i += 1;
                 a.reps = argv.get(i).context("--reps N")?.parse()?;
@@ -51,7 +66,9 @@ fn parse_args() -> Result<Args> {
                 a.out = argv.get(i).context("--out FILE")?.clone();
             }
             "-h" | "--help" => {
-                println!("bench_gpu [--small] [--retrieval-only] [--reps N] [--out FILE.json]");
+                println!(
+                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--reps N] [--out FILE.json]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -172,7 +189,13 @@ fn reference_row(
     out
 }
 
-fn bench_attention(ctx: &GpuContext, c: &AttnCase, variant: Variant, reps: usize) -> Result<Value> {
+fn bench_attention(
+    ctx: &GpuContext,
+    c: &AttnCase,
+    variant: Variant,
+    coop_wide: bool,
+    reps: usize,
+) -> Result<Value> {
     let (n, b, h, d) = (c.n, c.b, c.h, c.d);
     let t = n * b;
     let mut rng = Rng::new(17);
@@ -258,7 +281,7 @@ fn bench_attention(ctx: &GpuContext, c: &AttnCase, variant: Variant, reps: usize
         capture: None,
     };
     for _ in 0..3 {
-        ops::attention(&mut rec, variant, &p, &bufs, n)?;
+        ops::attention_with(&mut rec, variant, coop_wide, &p, &bufs, n)?;
     }
     rec.submit()?;
     // Timed: outputs poisoned with NaN first, `reps` dispatches each timestamped.
@@ -266,7 +289,7 @@ fn bench_attention(ctx: &GpuContext, c: &AttnCase, variant: Variant, reps: usize
         .write_buffer(&out, 0, &vec![0xffu8; t * h * d * 4]);
     let mut rec = Recorder::new(ctx).with_profiling(reps as u32);
     for _ in 0..reps {
-        ops::attention(&mut rec, variant, &p, &bufs, n)?;
+        ops::attention_with(&mut rec, variant, coop_wide, &p, &bufs, n)?;
     }
     let (data, passes) = rec.finish_profiled(&[(&out, 0, (t * h * d * 4) as u64)])?;
     let got = to_f32(&data[0]);
@@ -290,16 +313,18 @@ fn bench_attention(ctx: &GpuContext, c: &AttnCase, variant: Variant, reps: usize
             }
         }
     }
+    let name = if coop_wide {
+        "coop_matrix_wide"
+    } else {
+        variant.name()
+    };
     let tol = if variant == Variant::CoopMatrix {
         2e-3
     } else {
         5e-5
     };
     if max_err > tol {
-        bail!(
-            "attention N={n} {}: max error {max_err:.3e} > {tol:.0e}",
-            variant.name()
-        );
+        bail!("attention N={n} {name}: max error {max_err:.3e} > {tol:.0e}");
     }
     let mut ns: Vec<f64> = passes.iter().map(|p| p.ns).collect();
     if ns.is_empty() {
@@ -310,7 +335,7 @@ fn bench_attention(ctx: &GpuContext, c: &AttnCase, variant: Variant, reps: usize
 
     Ok(json!({
         "section": "attention", "n": n, "batch": b, "heads": h, "head_dim": d, "rab": c.rab,
-        "variant": variant.name(), "median_ms": med, "p10_ms": p10,
+        "variant": name, "median_ms": med, "p10_ms": p10,
         "tflops": flops / (med * 1e-3) / 1e12, "tokens_per_s": t as f64 / (med * 1e-3), "max_err": max_err,
     }))
 }
@@ -512,10 +537,23 @@ fn main() -> Result<()> {
     } else {
         (&[1024, 4096, 8192], 65536, 128)
     };
-    for &n in lengths.iter().filter(|_| !args.retrieval_only) {
-        for variant in [Variant::F32, Variant::F16, Variant::CoopMatrix] {
+    // The experimental wide cooperative form runs beside the default one; its failure is reported,
+    // not fatal.
+    let forms = [
+        (Variant::F32, false),
+        (Variant::F16, false),
+        (Variant::CoopMatrix, false),
+        (Variant::CoopMatrix, true),
+    ];
+    for &n in lengths
+        .iter()
+        .filter(|&&n| !args.retrieval_only && args.lengths.as_ref().is_none_or(|l| l.contains(&n)))
+    {
+        for (variant, wide) in forms {
             if let Some(why) = ctx.variant_unsupported(variant) {
-                println!("skip attention {}: {why}", variant.name());
+                if !wide {
+                    println!("skip attention {}: {why}", variant.name());
+                }
                 continue;
             }
             for rab in [false, true] {
@@ -529,11 +567,22 @@ fn main() -> Result<()> {
                     d,
                     rab,
                 };
-                let r = bench_attention(&ctx, &c, variant, args.reps)?;
+                let r = match bench_attention(&ctx, &c, variant, wide, args.reps) {
+                    Ok(r) => r,
+                    Err(e) if wide => {
+                        println!("attention N={n:5} rab={rab:5} coop_matrix_wide FAILED: {e:#}");
+                        rows.push(json!({
+                            "section": "attention", "n": n, "rab": rab,
+                            "variant": "coop_matrix_wide", "error": format!("{e:#}"),
+                        }));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 println!(
-                    "attention N={n:5} B={:3} H=4 D={d} rab={rab:5} {:12} {:9.3} ms (p10 {:9.3})  {:7.2} TFLOP/s  err {:.1e}",
+                    "attention N={n:5} B={:3} H=4 D={d} rab={rab:5} {:16} {:9.3} ms (p10 {:9.3})  {:7.2} TFLOP/s  err {:.1e}",
                     c.b,
-                    variant.name(),
+                    r["variant"].as_str().unwrap_or("?"),
                     r["median_ms"].as_f64().unwrap_or(0.0),
                     r["p10_ms"].as_f64().unwrap_or(0.0),
                     r["tflops"].as_f64().unwrap_or(0.0),
@@ -542,6 +591,17 @@ fn main() -> Result<()> {
                 rows.push(r);
             }
         }
+    }
+    if args.attention_only {
+        let doc = json!({
+            "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend),
+            "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small,
+            "reps": args.reps, "results": rows,
+        });
+        std::fs::write(&args.out, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("writing {}", args.out))?;
+        println!("wrote {}", args.out);
+        return Ok(());
     }
     let retrieval: Vec<(&str, ModelConfig, Vec<usize>, usize)> = if args.small {
         vec![(

@@ -382,6 +382,19 @@ pub fn attention(
     bufs: &AttentionBuffers,
     max_rows: usize,
 ) -> Result<()> {
+    attention_with(rec, variant, false, p, bufs, max_rows)
+}
+
+/// [`attention`]; `coop_wide` picks the experimental wide cooperative form (`WIDE`: 4 subgroups
+/// per workgroup, 64 query rows, k/v blocks staged in workgroup memory) for `Variant::CoopMatrix`.
+pub fn attention_with(
+    rec: &mut Recorder,
+    variant: Variant,
+    coop_wide: bool,
+    p: &AttentionParams,
+    bufs: &AttentionBuffers,
+    max_rows: usize,
+) -> Result<()> {
     let mut list = vec![
         (1, whole(bufs.meta)),
         (2, whole(bufs.q)),
@@ -402,10 +415,18 @@ pub fn attention(
                     p.dqk, p.dv
                 )));
             }
-            (
-                PipelineKey::new("hstu_attention", variant, "main").with("SG", sg as f64),
-                32,
-            )
+            let key = PipelineKey::new("hstu_attention", variant, "main").with("SG", sg as f64);
+            if coop_wide && p.dqk > 128 {
+                return Err(Error::Input(format!(
+                    "wide coop attention needs dqk <= 128, got {}",
+                    p.dqk
+                )));
+            }
+            if coop_wide {
+                (key.with("WIDE", 1.0).with("COOP_WG", (4 * sg) as f64), 64)
+            } else {
+                (key, 32)
+            }
         }
         Variant::Capture => {
             let c = bufs

@@ -314,8 +314,143 @@ fn coop_key_blocks(i0: u32, i1: u32, u: u32) -> vec3<u32> {
     return vec3<u32>(history_blocks, first, count);
 }
 
-@compute @workgroup_size(SG)
+// Wide form (override WIDE, experimental, off by default): 4 subgroups per workgroup own 64 query
+// rows (16 each); a 32-key block of k and v is staged once in workgroup memory for all four, each
+// subgroup keeps its q fragments in registers and 16 x 128 outputs in 8 accumulators.
+override WIDE: bool = false;
+override COOP_WG: u32 = SG; // SG, or 4 * SG when WIDE
+
+var<workgroup> wk_tile: array<f16, 4096>; // [32 keys][dqk] k block
+var<workgroup> wv_tile: array<f16, 4096>; // [32 keys][dv] v block
+var<workgroup> ws_tile: array<f32, 2048>; // [4 subgroups][16 rows][32 keys] scores, then 16 x 16 output tiles
+var<workgroup> wp_tile: array<f16, 2048>; // [4 subgroups][16 rows][32 keys] a_ij
+
+fn wide_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0: u32, sg: u32, lane: u32) {
+    let base = sg * 512u;
+    let tile_stride = 16u;
+    coopStoreT(acc, &ws_tile[base], tile_stride);
+    workgroupBarrier();
+    for (var e = lane; e < 256u; e += SG) {
+        let i = row0 + e / 16u;
+        let col = col0 + e % 16u;
+        if (i < seq.len && col < params.dv) {
+            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = ws_tile[base + e];
+        }
+    }
+    workgroupBarrier();
+}
+
+fn coop_wide(wid: vec3<u32>, li: u32) {
+    let b = wid.z;
+    let h = wid.y;
+    let seq = sequence(b);
+    let sg = li / SG;
+    let lane = li % SG;
+    let i0 = params.q_begin + wid.x * 64u;
+    let i1 = clamp(seq.len, i0, i0 + 64u);
+    let r0 = i0 + 16u * sg;
+    let blocks = coop_key_blocks(i0, i1, seq.history);
+    let total_blocks = select(0u, blocks.x + blocks.z, i1 > i0);
+    let qs = params.q_stride;
+    let dqk = params.dqk;
+    let dv = params.dv;
+    let tiles = dv / 16u;
+    let kt = dqk / 16u;
+    let iq = (seq.start + r0) * qs + params.q_offset + h * dqk;
+    var q0 = coop_mat16x16<f16, A>(); var q1 = coop_mat16x16<f16, A>();
+    var q2 = coop_mat16x16<f16, A>(); var q3 = coop_mat16x16<f16, A>();
+    var q4 = coop_mat16x16<f16, A>(); var q5 = coop_mat16x16<f16, A>();
+    var q6 = coop_mat16x16<f16, A>(); var q7 = coop_mat16x16<f16, A>();
+    if (kt > 0u) { let x = iq; q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 1u) { let x = iq + 16u; q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 2u) { let x = iq + 32u; q2 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 3u) { let x = iq + 48u; q3 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 4u) { let x = iq + 64u; q4 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 5u) { let x = iq + 80u; q5 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 6u) { let x = iq + 96u; q6 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    if (kt > 7u) { let x = iq + 112u; q7 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
+    var o0 = coop_mat16x16<f32, C>(); var o1 = coop_mat16x16<f32, C>();
+    var o2 = coop_mat16x16<f32, C>(); var o3 = coop_mat16x16<f32, C>();
+    var o4 = coop_mat16x16<f32, C>(); var o5 = coop_mat16x16<f32, C>();
+    var o6 = coop_mat16x16<f32, C>(); var o7 = coop_mat16x16<f32, C>();
+    let sbase = sg * 512u;
+    let p_stride = 32u;
+    for (var t = 0u; t < total_blocks; t++) {
+        let j0 = select((blocks.y + t - blocks.x) * 32u, t * 32u, t < blocks.x);
+        workgroupBarrier();
+        // Stage the block's 32 keys of k and v (zeros past the sequence).
+        for (var e = li; e < 32u * dqk; e += COOP_WG) {
+            let j = j0 + e / dqk;
+            var x = f16(0.0);
+            if (j < seq.len) {
+                x = k[(seq.start + j) * params.k_stride + params.k_offset + h * dqk + e % dqk];
+            }
+            wk_tile[e] = x;
+        }
+        for (var e = li; e < 32u * dv; e += COOP_WG) {
+            let j = j0 + e / dv;
+            var x = f16(0.0);
+            if (j < seq.len) {
+                x = v[(seq.start + j) * params.v_stride + params.v_offset + h * dv + e % dv];
+            }
+            wv_tile[e] = x;
+        }
+        workgroupBarrier();
+        var s0 = coop_mat16x16<f32, C>();
+        var s1 = coop_mat16x16<f32, C>();
+        let kb1 = 16u * dqk;
+        if (kt > 0u) { let x0 = 0u; let x1 = kb1; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q0, k0, s0); s1 = coopMultiplyAdd(q0, k1, s1); }
+        if (kt > 1u) { let x0 = 16u; let x1 = kb1 + 16u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q1, k0, s0); s1 = coopMultiplyAdd(q1, k1, s1); }
+        if (kt > 2u) { let x0 = 32u; let x1 = kb1 + 32u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q2, k0, s0); s1 = coopMultiplyAdd(q2, k1, s1); }
+        if (kt > 3u) { let x0 = 48u; let x1 = kb1 + 48u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q3, k0, s0); s1 = coopMultiplyAdd(q3, k1, s1); }
+        if (kt > 4u) { let x0 = 64u; let x1 = kb1 + 64u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q4, k0, s0); s1 = coopMultiplyAdd(q4, k1, s1); }
+        if (kt > 5u) { let x0 = 80u; let x1 = kb1 + 80u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q5, k0, s0); s1 = coopMultiplyAdd(q5, k1, s1); }
+        if (kt > 6u) { let x0 = 96u; let x1 = kb1 + 96u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q6, k0, s0); s1 = coopMultiplyAdd(q6, k1, s1); }
+        if (kt > 7u) { let x0 = 112u; let x1 = kb1 + 112u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q7, k0, s0); s1 = coopMultiplyAdd(q7, k1, s1); }
+        let st0 = sbase;
+        let st1 = sbase + 16u;
+        coopStoreT(s0, &ws_tile[st0], p_stride);
+        coopStoreT(s1, &ws_tile[st1], p_stride);
+        workgroupBarrier();
+        for (var e = lane; e < 512u; e += SG) {
+            let i = r0 + e / 32u;
+            let j = j0 + e % 32u;
+            var w = 0.0;
+            if (i < seq.len && j < seq.len) {
+                w = attention_weight(ws_tile[sbase + e], i, j, seq.history, seq.start);
+            }
+            wp_tile[sbase + e] = f16(w);
+        }
+        workgroupBarrier();
+        let p0 = coopLoadT<coop_mat16x16<f16, A>>(&wp_tile[st0], p_stride);
+        let p1 = coopLoadT<coop_mat16x16<f16, A>>(&wp_tile[st1], p_stride);
+        let vb1 = 16u * dv;
+        if (tiles > 0u) { let x0 = 0u; let x1 = vb1; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o0 = coopMultiplyAdd(p0, v0, o0); o0 = coopMultiplyAdd(p1, v1, o0); }
+        if (tiles > 1u) { let x0 = 16u; let x1 = vb1 + 16u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o1 = coopMultiplyAdd(p0, v0, o1); o1 = coopMultiplyAdd(p1, v1, o1); }
+        if (tiles > 2u) { let x0 = 32u; let x1 = vb1 + 32u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o2 = coopMultiplyAdd(p0, v0, o2); o2 = coopMultiplyAdd(p1, v1, o2); }
+        if (tiles > 3u) { let x0 = 48u; let x1 = vb1 + 48u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o3 = coopMultiplyAdd(p0, v0, o3); o3 = coopMultiplyAdd(p1, v1, o3); }
+        if (tiles > 4u) { let x0 = 64u; let x1 = vb1 + 64u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o4 = coopMultiplyAdd(p0, v0, o4); o4 = coopMultiplyAdd(p1, v1, o4); }
+        if (tiles > 5u) { let x0 = 80u; let x1 = vb1 + 80u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o5 = coopMultiplyAdd(p0, v0, o5); o5 = coopMultiplyAdd(p1, v1, o5); }
+        if (tiles > 6u) { let x0 = 96u; let x1 = vb1 + 96u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o6 = coopMultiplyAdd(p0, v0, o6); o6 = coopMultiplyAdd(p1, v1, o6); }
+        if (tiles > 7u) { let x0 = 112u; let x1 = vb1 + 112u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o7 = coopMultiplyAdd(p0, v0, o7); o7 = coopMultiplyAdd(p1, v1, o7); }
+    }
+    workgroupBarrier();
+    if (tiles > 0u) { wide_store(o0, seq, h, r0, 0u, sg, lane); }
+    if (tiles > 1u) { wide_store(o1, seq, h, r0, 16u, sg, lane); }
+    if (tiles > 2u) { wide_store(o2, seq, h, r0, 32u, sg, lane); }
+    if (tiles > 3u) { wide_store(o3, seq, h, r0, 48u, sg, lane); }
+    if (tiles > 4u) { wide_store(o4, seq, h, r0, 64u, sg, lane); }
+    if (tiles > 5u) { wide_store(o5, seq, h, r0, 80u, sg, lane); }
+    if (tiles > 6u) { wide_store(o6, seq, h, r0, 96u, sg, lane); }
+    if (tiles > 7u) { wide_store(o7, seq, h, r0, 112u, sg, lane); }
+}
+
+@compute @workgroup_size(COOP_WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    if (WIDE) {
+        coop_wide(wid, lane);
+        return;
+    }
     let b = wid.z;
     let h = wid.y;
     let seq = sequence(b);
