@@ -132,8 +132,10 @@ pub struct ShaderEntry {
     pub name: &'static str,
     /// WGSL source with preprocessor lines.
     pub source: &'static str,
-    /// Compute entry points.
+    /// Compute entry points of every variant.
     pub entry_points: &'static [&'static str],
+    /// Entry points of one variant only (`main_wide` of the cooperative-matrix attention).
+    pub variant_entry_points: &'static [(Variant, &'static str)],
     /// Variants this shader can be composed as.
     pub variants: &'static [Variant],
 }
@@ -150,24 +152,28 @@ pub const SHADERS: &[ShaderEntry] = &[
         name: "hstu_embedding",
         source: wgsl!("hstu_embedding"),
         entry_points: &["main"],
+        variant_entry_points: &[],
         variants: &[Variant::F32],
     },
     ShaderEntry {
         name: "hstu_layer_norm",
         source: wgsl!("hstu_layer_norm"),
         entry_points: &["main"],
+        variant_entry_points: &[],
         variants: &[Variant::F32, Variant::Subgroup],
     },
     ShaderEntry {
         name: "hstu_matmul",
         source: wgsl!("hstu_matmul"),
         entry_points: &["main", "main_skinny"],
+        variant_entry_points: &[],
         variants: &[Variant::F32, Variant::F16, Variant::CoopMatrix],
     },
     ShaderEntry {
         name: "hstu_attention",
         source: wgsl!("hstu_attention"),
         entry_points: &["main", "main_small"],
+        variant_entry_points: &[(Variant::CoopMatrix, "main_wide")],
         variants: &[
             Variant::F32,
             Variant::F16,
@@ -179,18 +185,21 @@ pub const SHADERS: &[ShaderEntry] = &[
         name: "hstu_gating",
         source: wgsl!("hstu_gating"),
         entry_points: &["main"],
+        variant_entry_points: &[],
         variants: &[Variant::F32, Variant::Subgroup],
     },
     ShaderEntry {
         name: "hstu_l2_norm",
         source: wgsl!("hstu_l2_norm"),
         entry_points: &["main"],
+        variant_entry_points: &[],
         variants: &[Variant::F32, Variant::Subgroup],
     },
     ShaderEntry {
         name: "hstu_topk",
         source: wgsl!("hstu_topk"),
         entry_points: &["score_topk", "merge_topk"],
+        variant_entry_points: &[],
         variants: &[Variant::F32],
     },
 ];
@@ -207,6 +216,20 @@ pub enum ShaderError {
     },
     #[error("shader `{shader}`: preprocessor: {message}")]
     Preprocess { shader: String, message: String },
+}
+
+impl ShaderEntry {
+    /// Every entry point of the shader composed as `variant`.
+    pub fn entry_points_of(&self, variant: Variant) -> Vec<&'static str> {
+        let mut eps = self.entry_points.to_vec();
+        eps.extend(
+            self.variant_entry_points
+                .iter()
+                .filter(|(v, _)| *v == variant)
+                .map(|(_, e)| *e),
+        );
+        eps
+    }
 }
 
 /// The table entry named `name`.

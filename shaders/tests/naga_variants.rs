@@ -50,7 +50,7 @@ fn every_variant_validates() {
     let mut count = 0;
     for (entry, variant) in all_variants() {
         let (module, _) = validate(entry, variant);
-        for ep in entry.entry_points {
+        for ep in &entry.entry_points_of(variant) {
             assert!(
                 module.entry_points.iter().any(|e| e.name == *ep),
                 "{} [{}]: missing entry point {ep}",
@@ -68,7 +68,7 @@ fn every_variant_validates() {
 fn every_variant_translates_to_spirv() {
     for (entry, variant) in all_variants() {
         let (module, info) = validate(entry, variant);
-        for ep in entry.entry_points {
+        for ep in &entry.entry_points_of(variant) {
             let (m, i) = resolved(&module, &info, ep);
             let options = naga::back::spv::Options::default();
             let pipeline = naga::back::spv::PipelineOptions {
@@ -95,7 +95,7 @@ fn every_variant_translates_to_msl() {
             continue;
         }
         let (module, info) = validate(entry, variant);
-        for ep in entry.entry_points {
+        for ep in &entry.entry_points_of(variant) {
             let (m, i) = resolved(&module, &info, ep);
             let options = naga::back::msl::Options {
                 lang_version: (2, 4),
@@ -126,7 +126,7 @@ fn every_variant_translates_to_hlsl() {
             continue;
         }
         let (module, info) = validate(entry, variant);
-        for ep in entry.entry_points {
+        for ep in &entry.entry_points_of(variant) {
             let (m, i) = resolved(&module, &info, ep);
             let options = naga::back::hlsl::Options {
                 shader_model: naga::back::hlsl::ShaderModel::V6_2,
@@ -168,7 +168,7 @@ fn every_variant_translates_to_glsl() {
             continue;
         }
         let (module, info) = validate(entry, variant);
-        for ep in entry.entry_points {
+        for ep in &entry.entry_points_of(variant) {
             let (m, i) = resolved(&module, &info, ep);
             let options = naga::back::glsl::Options {
                 version: naga::back::glsl::Version::Desktop(450),
@@ -197,20 +197,15 @@ fn every_variant_translates_to_glsl() {
     }
 }
 
-/// Pipeline constants the runtime sets that change which code a pipeline keeps: the wide
-/// cooperative attention (`WIDE`, 4 subgroups per workgroup) and the tiled attention's staging
-/// chunks, each resolved and translated to SPIR-V.
 /// A shader, a variant and the pipeline constants set on it.
 type ConstantCase = (&'static str, Variant, &'static [(&'static str, f64)]);
 
+/// Pipeline constants the runtime sets beyond the defaults (the subgroup size of the cooperative
+/// forms, the tiled attention's staging chunks, the small top-K sort), resolved and translated to SPIR-V.
 #[test]
 fn runtime_constants_translate_to_spirv() {
     let cases: &[ConstantCase] = &[
-        (
-            "hstu_attention",
-            Variant::CoopMatrix,
-            &[("SG", 32.0), ("WIDE", 1.0), ("COOP_WG", 128.0)],
-        ),
+        ("hstu_attention", Variant::CoopMatrix, &[("SG", 32.0)]),
         ("hstu_attention", Variant::F32, &[("QC", 8.0), ("VC", 8.0)]),
         ("hstu_attention", Variant::F16, &[("QC", 16.0), ("VC", 4.0)]),
         ("hstu_topk", Variant::F32, &[("SORT_N", 2048.0)]),
@@ -222,7 +217,7 @@ fn runtime_constants_translate_to_spirv() {
         for &(k, v) in constants {
             pc.insert(k.to_string(), v);
         }
-        for ep in entry.entry_points {
+        for ep in &entry.entry_points_of(variant) {
             let (m, i) = naga::back::pipeline_constants::process_overrides(
                 &module,
                 &info,

@@ -385,7 +385,7 @@ pub fn attention(
     attention_with(rec, variant, false, p, bufs, max_rows)
 }
 
-/// [`attention`]; `coop_wide` picks the experimental wide cooperative form (`WIDE`: 4 subgroups
+/// [`attention`]; `coop_wide` picks the experimental wide cooperative form (`main_wide`: 4 subgroups
 /// per workgroup, 64 query rows, k/v blocks staged in workgroup memory) for `Variant::CoopMatrix`.
 pub fn attention_with(
     rec: &mut Recorder,
@@ -415,18 +415,15 @@ pub fn attention_with(
                     p.dqk, p.dv
                 )));
             }
-            let key = PipelineKey::new("hstu_attention", variant, "main").with("SG", sg as f64);
+            let entry = if coop_wide { "main_wide" } else { "main" };
+            let key = PipelineKey::new("hstu_attention", variant, entry).with("SG", sg as f64);
             if coop_wide && p.dqk > 128 {
                 return Err(Error::Input(format!(
                     "wide coop attention needs dqk <= 128, got {}",
                     p.dqk
                 )));
             }
-            if coop_wide {
-                (key.with("WIDE", 1.0).with("COOP_WG", (4 * sg) as f64), 64)
-            } else {
-                (key, 32)
-            }
+            (key, if coop_wide { 64 } else { 32 })
         }
         Variant::Capture => {
             let c = bufs

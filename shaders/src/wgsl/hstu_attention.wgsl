@@ -1,6 +1,6 @@
 // hstu_attention: out[b, i, h, :] = sum_j valid(i, j) * silu(alpha * q_i . k_j + rab_ij) / n * v_j over jagged sequences (spec sections 1, 5, 6), tiled flash-style: never an N x N matrix in memory (CAPTURE: also writes a_ij for batch 1).
 // bindings: 0 params (uniform), 1 meta u32 [seq_offsets B+1 | num_targets B | bucket thresholds buckets+1], 2 q, 3 k, 4 v (elem, rows of q_stride/k_stride/v_stride, head h at column offset + h*d), 5 rab_w f32 [pos_w 2N-1 | ts_w buckets+1], 6 times i32 [t_next T | t_key T], 7 out f32 [.., out_stride], (CAPTURE: 8 capture f32 [H, L, L]).
-// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
+// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_wide: BQ = 64 and 4 subgroups; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
 
 struct Params {
     batch: u32,
@@ -314,11 +314,9 @@ fn coop_key_blocks(i0: u32, i1: u32, u: u32) -> vec3<u32> {
     return vec3<u32>(history_blocks, first, count);
 }
 
-// Wide form (override WIDE, experimental, off by default): 4 subgroups per workgroup own 64 query
+// Wide form `main_wide` (experimental, not the default): 4 subgroups per workgroup own 64 query
 // rows (16 each); a 32-key block of k and v is staged once in workgroup memory for all four, each
 // subgroup keeps its q fragments in registers and 16 x 128 outputs in 8 accumulators.
-override WIDE: bool = false;
-override COOP_WG: u32 = SG; // SG, or 4 * SG when WIDE
 
 var<workgroup> wk_tile: array<f16, 4096>; // [32 keys][dqk] k block
 var<workgroup> wv_tile: array<f16, 4096>; // [32 keys][dv] v block
@@ -340,7 +338,8 @@ fn wide_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0
     workgroupBarrier();
 }
 
-fn coop_wide(wid: vec3<u32>, li: u32) {
+@compute @workgroup_size(4 * SG)
+fn main_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let b = wid.z;
     let h = wid.y;
     let seq = sequence(b);
@@ -379,7 +378,7 @@ fn coop_wide(wid: vec3<u32>, li: u32) {
         let j0 = select((blocks.y + t - blocks.x) * 32u, t * 32u, t < blocks.x);
         workgroupBarrier();
         // Stage the block's 32 keys of k and v (zeros past the sequence).
-        for (var e = li; e < 32u * dqk; e += COOP_WG) {
+        for (var e = li; e < 32u * dqk; e += 4u * SG) {
             let j = j0 + e / dqk;
             var x = f16(0.0);
             if (j < seq.len) {
@@ -387,7 +386,7 @@ fn coop_wide(wid: vec3<u32>, li: u32) {
             }
             wk_tile[e] = x;
         }
-        for (var e = li; e < 32u * dv; e += COOP_WG) {
+        for (var e = li; e < 32u * dv; e += 4u * SG) {
             let j = j0 + e / dv;
             var x = f16(0.0);
             if (j < seq.len) {
@@ -445,12 +444,8 @@ fn coop_wide(wid: vec3<u32>, li: u32) {
     if (tiles > 7u) { wide_store(o7, seq, h, r0, 112u, sg, lane); }
 }
 
-@compute @workgroup_size(COOP_WG)
+@compute @workgroup_size(SG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    if (WIDE) {
-        coop_wide(wid, lane);
-        return;
-    }
     let b = wid.z;
     let h = wid.y;
     let seq = sequence(b);
