@@ -48,7 +48,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 fn cuda(e: CudaError) -> Error {
-    Error::Input(format!("cuda: {e}"))
+    Error::Gpu(format!("cuda: {e}"))
 }
 
 /// Indices of one layer's tensors in [`Weights::named`] order.
@@ -209,7 +209,13 @@ impl CudaTrainer {
                 opts.num_negatives
             )));
         }
-        let dev = CudaDevice::new(ordinal).map_err(cuda)?;
+        let dev = CudaDevice::new(ordinal).map_err(|e| match e {
+            CudaError::NoDriver(_) => Error::Gpu(
+                "--device cuda: no CUDA driver (libcuda.so) on this machine; train with --device cpu"
+                    .into(),
+            ),
+            e => Error::Gpu(format!("--device cuda: CUDA device {ordinal}: {e}")),
+        })?;
         let blas = dev.blas().map_err(cuda)?;
         blas.set_tf32(opts.tf32).map_err(cuda)?;
         let up = |t: &Weights<f32>| -> Result<Vec<CudaSlice<f32>>> {
