@@ -197,3 +197,226 @@ extern "C" __global__ void hstu_sum_acc(const float* x, int64_t n, float* out) {
     if (threadIdx.x == 0) atomicAdd(out, t);
   }
 }
+
+// ---- Sampled softmax without per-element atomics (hstu-spec 7) ----
+// 1. items_n = normalize(item_emb) once per step (hstu_l2_normalize_rows).
+// 2. hstu_sampled_softmax_rows: one warp per query row, logits against items_n, loss, d_o, and
+//    the coefficient dl[r][k] of every (row, candidate) pair; q_n = normalize(o_r) saved.
+// 3. A counting sort of the pairs by item id (count, scan, scatter; integer atomics only),
+//    then hstu_item_grad_from_pairs: one warp per item sums dl * q_n over its pairs (no float
+//    atomics) into d_items_n, and hstu_l2_normalize_bwd_acc folds that into d item_emb.
+
+constexpr int SS_MAXC = 32;  // dim <= 32 * SS_MAXC
+
+// y[r] = x[r] / max(|x[r]|, eps), one warp per row.
+extern "C" __global__ void hstu_l2_normalize_rows(const float* x, float* y, int rows, int dim,
+                                                  float eps) {
+  int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const float* xr = x + (int64_t)row * dim;
+  float s = 0.f;
+  for (int c = lane; c < dim; c += 32) s += xr[c] * xr[c];
+  const float inv = 1.f / fmaxf(sqrtf(warp_sum(s)), eps);
+  for (int c = lane; c < dim; c += 32) y[(int64_t)row * dim + c] = xr[c] * inv;
+}
+
+// dx[r] += d normalize(x[r]) given dy[r]: (dy - y (y . dy)) / |x|, or dy / eps when clamped.
+extern "C" __global__ void hstu_l2_normalize_bwd_acc(const float* x, const float* dy, float* dx,
+                                                     int rows, int dim, float eps) {
+  int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const float* xr = x + (int64_t)row * dim;
+  const float* gr = dy + (int64_t)row * dim;
+  float s = 0.f, d = 0.f;
+  for (int c = lane; c < dim; c += 32) {
+    s += xr[c] * xr[c];
+    d += xr[c] * gr[c];
+  }
+  const float norm = sqrtf(warp_sum(s));
+  d = warp_sum(d);
+  if (norm <= eps) {
+    for (int c = lane; c < dim; c += 32) dx[(int64_t)row * dim + c] += gr[c] / eps;
+    return;
+  }
+  const float inv = 1.f / norm, dot = d * inv;  // y . dy
+  for (int c = lane; c < dim; c += 32)
+    dx[(int64_t)row * dim + c] += (gr[c] - xr[c] * inv * dot) * inv;
+}
+
+__device__ __forceinline__ int64_t ss_item(const int64_t* pos_ids, const int64_t* neg_ids,
+                                           int64_t row, int num_neg, int k) {
+  return k == 0 ? pos_ids[row] : neg_ids[row * num_neg + k - 1];
+}
+
+// One warp per row (block 128 = 4 rows; shared: 4 * (K + 1) logits).
+extern "C" __global__ void hstu_sampled_softmax_rows(const float* o, const float* items_n,
+                                                     const int64_t* pos_ids,
+                                                     const int64_t* neg_ids, float* loss,
+                                                     float* d_o, float* q_n, float* coef,
+                                                     int rows, int dim, int num_neg,
+                                                     float temperature, float eps, float weight) {
+  extern __shared__ float sh[];
+  const int wpb = blockDim.x / 32, w = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int row = blockIdx.x * wpb + w;
+  if (row >= rows) return;
+  const int kc = num_neg + 1;
+  float* lg = sh + w * kc;
+  float* cr = coef + (int64_t)row * kc;
+  float* dor = d_o + (int64_t)row * dim;
+  float* qr = q_n + (int64_t)row * dim;
+  const int64_t pid = pos_ids[row];
+  if (pid == 0) {
+    for (int c = lane; c < dim; c += 32) dor[c] = qr[c] = 0.f;
+    for (int k = lane; k < kc; k += 32) cr[k] = 0.f;
+    if (lane == 0) loss[row] = 0.f;
+    return;
+  }
+  float q[SS_MAXC], dq[SS_MAXC];
+  float qn = 0.f;
+#pragma unroll
+  for (int r = 0; r < SS_MAXC; ++r) {
+    int c = lane + 32 * r;
+    q[r] = c < dim ? o[(int64_t)row * dim + c] : 0.f;
+    dq[r] = 0.f;
+    qn += q[r] * q[r];
+  }
+  const float onorm = sqrtf(warp_sum(qn));
+  const float qinv = 1.f / fmaxf(onorm, eps);
+#pragma unroll
+  for (int r = 0; r < SS_MAXC; ++r) {
+    q[r] *= qinv;
+    int c = lane + 32 * r;
+    if (c < dim) qr[c] = q[r];
+  }
+  const float inv_t = 1.f / temperature;
+  float mx = -INFINITY;
+  for (int k = 0; k < kc; ++k) {
+    const int64_t id = ss_item(pos_ids, neg_ids, row, num_neg, k);
+    const float* e = items_n + id * dim;
+    float dot = 0.f;
+#pragma unroll
+    for (int r = 0; r < SS_MAXC; ++r) {
+      int c = lane + 32 * r;
+      if (c < dim) dot += e[c] * q[r];
+    }
+    dot = warp_sum(dot);
+    float l = (k > 0 && id == pid) ? -INFINITY : dot * inv_t;
+    if (lane == 0) lg[k] = l;
+    mx = fmaxf(mx, l);
+  }
+  __syncwarp();
+  float se = 0.f;
+  for (int k = lane; k < kc; k += 32) se += __expf(lg[k] - mx);
+  se = warp_sum(se);
+  const float lse = mx + __logf(se);
+  if (lane == 0) loss[row] = weight * (lse - lg[0]);
+  for (int k = lane; k < kc; k += 32)
+    cr[k] = weight * (__expf(lg[k] - lse) - (k == 0 ? 1.f : 0.f)) * inv_t;
+  __syncwarp();
+  for (int k = 0; k < kc; ++k) {
+    const float dl = cr[k];
+    if (dl == 0.f) continue;
+    const float* e = items_n + ss_item(pos_ids, neg_ids, row, num_neg, k) * dim;
+#pragma unroll
+    for (int r = 0; r < SS_MAXC; ++r) {
+      int c = lane + 32 * r;
+      if (c < dim) dq[r] += dl * e[c];
+    }
+  }
+  float qd = 0.f;
+#pragma unroll
+  for (int r = 0; r < SS_MAXC; ++r) qd += q[r] * dq[r];
+  qd = warp_sum(qd);
+  const bool clamped = onorm < eps;
+#pragma unroll
+  for (int r = 0; r < SS_MAXC; ++r) {
+    int c = lane + 32 * r;
+    if (c < dim) dor[c] = clamped ? dq[r] * qinv : (dq[r] - q[r] * qd) * qinv;
+  }
+}
+
+// counts[id] += 1 for every (row, k) pair.
+extern "C" __global__ void hstu_pair_count(const int64_t* pos_ids, const int64_t* neg_ids,
+                                           int* counts, int64_t rows, int num_neg) {
+  const int kc = num_neg + 1;
+  GRID_STRIDE(i, rows * kc) {
+    atomicAdd(counts + ss_item(pos_ids, neg_ids, i / kc, num_neg, (int)(i % kc)), 1);
+  }
+}
+
+// offsets[0..n] = exclusive prefix sum of counts[0..n) (offsets[n] = total); cursor = offsets.
+// One block of 1024 threads, chunked.
+extern "C" __global__ void hstu_exclusive_scan(const int* counts, int* offsets, int* cursor,
+                                               int n) {
+  __shared__ int warp_tot[32];
+  __shared__ int carry;
+  if (threadIdx.x == 0) carry = 0;
+  __syncthreads();
+  const int lane = threadIdx.x & 31, w = threadIdx.x / 32;
+  for (int base = 0; base < n; base += blockDim.x) {
+    int i = base + threadIdx.x;
+    int v = i < n ? counts[i] : 0, x = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      int y = __shfl_up_sync(0xffffffffu, x, o);
+      if (lane >= o) x += y;
+    }
+    if (lane == 31) warp_tot[w] = x;
+    __syncthreads();
+    if (w == 0) {
+      int t = lane < blockDim.x / 32 ? warp_tot[lane] : 0, s = t;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        int y = __shfl_up_sync(0xffffffffu, s, o);
+        if (lane >= o) s += y;
+      }
+      warp_tot[lane] = s - t;  // exclusive over warps
+    }
+    __syncthreads();
+    int excl = carry + warp_tot[w] + x - v;
+    if (i < n) offsets[i] = cursor[i] = excl;
+    __syncthreads();
+    if (threadIdx.x == blockDim.x - 1) carry = excl + v;
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) offsets[n] = cursor[n] = carry;
+}
+
+// pairs[cursor[id]++] = flat pair index r * (K + 1) + k.
+extern "C" __global__ void hstu_pair_scatter(const int64_t* pos_ids, const int64_t* neg_ids,
+                                             int* cursor, int* pairs, int64_t rows, int num_neg) {
+  const int kc = num_neg + 1;
+  GRID_STRIDE(i, rows * kc) {
+    int64_t id = ss_item(pos_ids, neg_ids, i / kc, num_neg, (int)(i % kc));
+    pairs[atomicAdd(cursor + id, 1)] = (int)i;
+  }
+}
+
+// d_items_n[id] = sum over the pairs of item id of coef * q_n[row]; one warp per item.
+extern "C" __global__ void hstu_item_grad_from_pairs(const int* offsets, const int* pairs,
+                                                     const float* coef, const float* q_n,
+                                                     float* d_items_n, int items, int dim,
+                                                     int num_neg) {
+  int id = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (id >= items) return;
+  float acc[SS_MAXC];
+#pragma unroll
+  for (int r = 0; r < SS_MAXC; ++r) acc[r] = 0.f;
+  const int kc = num_neg + 1;
+  for (int p = offsets[id]; p < offsets[id + 1]; ++p) {
+    const int pair = pairs[p];
+    const float c = coef[pair];
+    if (c == 0.f) continue;
+    const float* qr = q_n + (int64_t)(pair / kc) * dim;
+#pragma unroll
+    for (int r = 0; r < SS_MAXC; ++r) {
+      int col = lane + 32 * r;
+      if (col < dim) acc[r] += c * qr[col];
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < SS_MAXC; ++r) {
+    int col = lane + 32 * r;
+    if (col < dim) d_items_n[(int64_t)id * dim + col] = acc[r];
+  }
+}

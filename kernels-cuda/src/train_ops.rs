@@ -6,6 +6,7 @@
 //! padded heads `[tokens, H, dk]` bf16 with `dk >= max(dqk, dv)`, padding left zero.
 
 use crate::device::CudaDevice;
+use crate::elementwise::SampledSoftmax;
 use crate::error::{CudaError, Result, drv};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use half::bf16;
@@ -420,6 +421,175 @@ impl CudaDevice {
                 .launch(flat(n))
         }
         .map_err(drv("launch sum_acc"))?;
+        Ok(())
+    }
+
+    /// The sampled-softmax loss of [`CudaDevice::sampled_softmax`] (same inputs and outputs:
+    /// `loss [rows]` times `weight`, `d_o [rows, dim]` written, the item-table gradient added
+    /// into `d_item`) without a float atomic per (row, candidate, column): the table is
+    /// normalised once, each row writes its candidates' coefficients, the pairs are counting-
+    /// sorted by item id (integer atomics) and one warp per item sums its pairs.
+    pub fn sampled_softmax_sorted(
+        &self,
+        x: &SampledSoftmax<'_>,
+        loss: &mut CudaSlice<f32>,
+        d_o: &mut CudaSlice<f32>,
+        d_item: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        const OP: &str = "sampled_softmax_sorted";
+        let rows = x.pos_ids.len();
+        let dim = x.o.len() / rows.max(1);
+        if dim == 0 || dim > 1024 || x.num_neg == 0 || x.num_neg > 255 {
+            return Err(CudaError::Unsupported {
+                op: OP,
+                what: "dim (1..=1024) / negatives (1..=255)",
+                value: format!("{dim} / {}", x.num_neg),
+            });
+        }
+        need(OP, "o", x.o.len(), rows * dim)?;
+        need(OP, "neg_ids", x.neg_ids.len(), rows * x.num_neg)?;
+        need(OP, "loss", loss.len(), rows)?;
+        need(OP, "d_o", d_o.len(), rows * dim)?;
+        need(OP, "d_item", d_item.len(), x.item_emb.len())?;
+        if !x.item_emb.len().is_multiple_of(dim) {
+            return Err(CudaError::Shape {
+                op: OP,
+                tensor: "item_emb",
+                actual: x.item_emb.len(),
+                expected: dim,
+            });
+        }
+        let items = x.item_emb.len() / dim;
+        let kc = x.num_neg + 1;
+        if rows * kc > i32::MAX as usize || items > i32::MAX as usize - 2 {
+            return Err(CudaError::Unsupported {
+                op: OP,
+                what: "pairs (rows * (negatives + 1)) and items below 2^31",
+                value: format!("{} / {items}", rows * kc),
+            });
+        }
+        let zf = |n: usize| self.zeros::<f32>(n);
+        let zi = |n: usize| self.zeros::<i32>(n);
+        let (mut items_n, mut q_n, mut coef) = (zf(items * dim)?, zf(rows * dim)?, zf(rows * kc)?);
+        let (mut counts, mut offsets, mut cursor) = (zi(items)?, zi(items + 1)?, zi(items + 1)?);
+        let (mut pairs, mut d_items_n) = (zi(rows * kc)?, zf(items * dim)?);
+        let (r32, d32, k32, n32) = (rows as i32, dim as i32, x.num_neg as i32, items as i32);
+        let r64 = rows as i64;
+        let f = self.kernels.function(UNIT, "hstu_l2_normalize_rows", 0)?;
+        // SAFETY (all launches below): argument lists match the kernels of csrc/train_ops.cu;
+        // every buffer was checked or allocated above with the lengths the kernels index.
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(x.item_emb)
+                .arg(&mut items_n)
+                .arg(&n32)
+                .arg(&d32)
+                .arg(&x.eps)
+                .launch(rows8(items))
+        }
+        .map_err(drv("launch l2_normalize_rows"))?;
+        let f = self
+            .kernels
+            .function(UNIT, "hstu_sampled_softmax_rows", 0)?;
+        let cfg = LaunchConfig {
+            grid_dim: (rows.div_ceil(4).max(1) as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: (4 * kc * 4) as u32,
+        };
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(x.o)
+                .arg(&items_n)
+                .arg(x.pos_ids)
+                .arg(x.neg_ids)
+                .arg(loss)
+                .arg(d_o)
+                .arg(&mut q_n)
+                .arg(&mut coef)
+                .arg(&r32)
+                .arg(&d32)
+                .arg(&k32)
+                .arg(&x.temperature)
+                .arg(&x.eps)
+                .arg(&x.weight)
+                .launch(cfg)
+        }
+        .map_err(drv("launch sampled_softmax_rows"))?;
+        let f = self.kernels.function(UNIT, "hstu_pair_count", 0)?;
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(x.pos_ids)
+                .arg(x.neg_ids)
+                .arg(&mut counts)
+                .arg(&r64)
+                .arg(&k32)
+                .launch(flat(rows * kc))
+        }
+        .map_err(drv("launch pair_count"))?;
+        let f = self.kernels.function(UNIT, "hstu_exclusive_scan", 0)?;
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(&counts)
+                .arg(&mut offsets)
+                .arg(&mut cursor)
+                .arg(&n32)
+                .launch(one)
+        }
+        .map_err(drv("launch exclusive_scan"))?;
+        let f = self.kernels.function(UNIT, "hstu_pair_scatter", 0)?;
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(x.pos_ids)
+                .arg(x.neg_ids)
+                .arg(&mut cursor)
+                .arg(&mut pairs)
+                .arg(&r64)
+                .arg(&k32)
+                .launch(flat(rows * kc))
+        }
+        .map_err(drv("launch pair_scatter"))?;
+        let f = self
+            .kernels
+            .function(UNIT, "hstu_item_grad_from_pairs", 0)?;
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(&offsets)
+                .arg(&pairs)
+                .arg(&coef)
+                .arg(&q_n)
+                .arg(&mut d_items_n)
+                .arg(&n32)
+                .arg(&d32)
+                .arg(&k32)
+                .launch(rows8(items))
+        }
+        .map_err(drv("launch item_grad_from_pairs"))?;
+        let f = self
+            .kernels
+            .function(UNIT, "hstu_l2_normalize_bwd_acc", 0)?;
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(x.item_emb)
+                .arg(&d_items_n)
+                .arg(d_item)
+                .arg(&n32)
+                .arg(&d32)
+                .arg(&x.eps)
+                .launch(rows8(items))
+        }
+        .map_err(drv("launch l2_normalize_bwd_acc"))?;
         Ok(())
     }
 

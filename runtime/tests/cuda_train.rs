@@ -109,17 +109,46 @@ fn check_gradients(cfg: &ModelConfig, users: usize, temperature: f64, tol: Toler
         num_items: cfg.num_items,
     };
     let (cpu_loss, cpu, negs) = cpu_gradients(cfg, &w, &seqs, &loss);
-    let opts = CudaStepOptions {
-        num_negatives: loss.num_negatives,
-        temperature: temperature as f32,
-        dropout: Dropout::OFF,
-        tf32: false,
-    };
-    let mut t = CudaTrainer::new(0, cfg, &w, &AdamW::new(AdamWConfig::default(), &w), opts)
-        .expect("CUDA trainer");
-    let refs: Vec<&UserSequence> = seqs.iter().collect();
-    let (gpu_loss, gpu) = t.gradients(&refs, &negs, 1).expect("device gradients");
-    eprintln!("{}: loss cpu {cpu_loss:.6} gpu {gpu_loss:.6}", t.describe());
+    let mut item_grads = Vec::new();
+    for sorted_softmax in [true, false] {
+        let opts = CudaStepOptions {
+            num_negatives: loss.num_negatives,
+            temperature: temperature as f32,
+            dropout: Dropout::OFF,
+            tf32: false,
+            sorted_softmax,
+        };
+        let mut t = CudaTrainer::new(0, cfg, &w, &AdamW::new(AdamWConfig::default(), &w), opts)
+            .expect("CUDA trainer");
+        let refs: Vec<&UserSequence> = seqs.iter().collect();
+        let (gpu_loss, gpu) = t.gradients(&refs, &negs, 1).expect("device gradients");
+        eprintln!(
+            "{} (sorted softmax {sorted_softmax}): loss cpu {cpu_loss:.6} gpu {gpu_loss:.6}",
+            t.describe()
+        );
+        compare(&cpu, &gpu, cpu_loss, gpu_loss, tol);
+        item_grads.push(gpu.item_emb.data);
+    }
+    // The two softmax kernels differ only in summation order: equal to f32 rounding.
+    let (a, b) = (&item_grads[0], &item_grads[1]);
+    let diff: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    eprintln!(
+        "item gradient, sorted vs atomic softmax: relative L2 {:.3e}",
+        diff / norm
+    );
+    assert!(
+        diff <= 1e-4 * norm,
+        "sorted softmax differs: {diff} vs norm {norm}"
+    );
+}
+
+fn compare(cpu: &Weights<f32>, gpu: &Weights<f32>, cpu_loss: f64, gpu_loss: f64, tol: Tolerance) {
     assert!(
         (gpu_loss - cpu_loss).abs() <= LOSS_TOL * cpu_loss.abs().max(1.0),
         "loss {gpu_loss} vs {cpu_loss}"
@@ -190,6 +219,7 @@ fn device_user_embeddings_match_the_cpu_encoder() {
         temperature: 0.05,
         dropout: Dropout::of_config(&cfg),
         tf32: false,
+        sorted_softmax: true,
     };
     let t = CudaTrainer::new(0, &cfg, &w, &AdamW::new(AdamWConfig::default(), &w), opts)
         .expect("CUDA trainer");

@@ -111,6 +111,9 @@ pub struct CudaStepOptions {
     pub dropout: Dropout,
     /// TF32 tensor cores for the dense products (the mixed-precision default).
     pub tf32: bool,
+    /// The sampled softmax with the item gradient summed per item after a counting sort
+    /// (default), instead of one float atomic per (row, candidate, column).
+    pub sorted_softmax: bool,
 }
 
 /// A retrieval model, its gradients and AdamW state resident on one CUDA device.
@@ -464,7 +467,13 @@ impl CudaTrainer {
             dev.zero(g).map_err(cuda)?;
         }
         let (mut loss, mut de) = (z32(t)?, z32(t * d)?);
-        dev.sampled_softmax(
+        let softmax = if self.opts.sorted_softmax {
+            CudaDevice::sampled_softmax_sorted
+        } else {
+            CudaDevice::sampled_softmax
+        };
+        softmax(
+            dev,
             &SampledSoftmax {
                 o: &e,
                 item_emb: &self.params[ITEM],

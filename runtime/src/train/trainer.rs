@@ -412,6 +412,7 @@ fn open_device(
             temperature: opts.temperature as f32,
             dropout,
             tf32,
+            sorted_softmax: true,
         },
     )?;
     tracing::info!(device = %t.describe(), tf32, "training on CUDA");
