@@ -9,8 +9,8 @@
 //!
 //! `bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps 20] [--warmup 3] [--no-tf32] [--profile] [--out F.json]`
 //!
-//! `--atomic-softmax` uses the sampled-softmax kernel with one float atomic per (row, candidate,
-//! column) instead of the counting-sorted one (the comparison of BENCHMARKS).
+//! `--sorted-softmax` sums the loss's item gradient per item after a counting sort instead of
+//! one float atomic per (row, candidate, column) (the comparison in BENCHMARKS).
 //! `--profile` adds 2 steps after the timed ones with the stream synchronised after every phase
 //! and prints ms per step of each phase (the timed steps are not synchronised).
 //!
@@ -112,7 +112,7 @@ fn step_flops(cfg: &ModelConfig, users: usize, len: usize) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (mut profile, mut atomic_softmax) = (false, false);
+    let (mut profile, mut sorted_softmax) = (false, false);
     let (mut names, mut steps, mut warmup, mut tf32, mut out) = (
         "ml1m-large,ml1m,big".to_string(),
         20usize,
@@ -128,8 +128,8 @@ fn main() -> anyhow::Result<()> {
             "--steps" => steps = v.parse()?,
             "--warmup" => warmup = v.parse()?,
             "--out" => out = Some(v),
-            "--atomic-softmax" => {
-                atomic_softmax = true;
+            "--sorted-softmax" => {
+                sorted_softmax = true;
                 i += 1;
                 continue;
             }
@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
             }
             "--help" | "-h" => {
                 println!(
-                    "bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps N] [--warmup N] [--no-tf32] [--atomic-softmax] [--profile] [--out FILE.json]"
+                    "bench_train_cuda [--shapes ml1m-large,ml1m,big] [--steps N] [--warmup N] [--no-tf32] [--sorted-softmax] [--profile] [--out FILE.json]"
                 );
                 return Ok(());
             }
@@ -169,7 +169,7 @@ fn main() -> anyhow::Result<()> {
             temperature: 0.05,
             dropout: Dropout::of_config(&s.cfg),
             tf32,
-            sorted_softmax: !atomic_softmax,
+            sorted_softmax,
         };
         let mut t = match CudaTrainer::new(0, &s.cfg, &w, &opt, opts) {
             Ok(t) => t,
@@ -235,7 +235,7 @@ fn main() -> anyhow::Result<()> {
         }
         rows.push(serde_json::json!({
             "phase_ms": phases,
-            "shape": s.name, "device": t.describe(), "tf32": tf32, "sorted_softmax": !atomic_softmax, "users": s.users, "len": s.len,
+            "shape": s.name, "device": t.describe(), "tf32": tf32, "sorted_softmax": sorted_softmax, "users": s.users, "len": s.len,
             "tokens_per_step": s.users * s.len, "steps": steps, "step_ms": secs * 1e3 / steps as f64,
             "tokens_per_s": tps, "tflops": tflops, "loss_first": first, "loss_last": last,
         }));

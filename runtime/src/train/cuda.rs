@@ -111,8 +111,9 @@ pub struct CudaStepOptions {
     pub dropout: Dropout,
     /// TF32 tensor cores for the dense products (the mixed-precision default).
     pub tf32: bool,
-    /// The sampled softmax with the item gradient summed per item after a counting sort
-    /// (default), instead of one float atomic per (row, candidate, column).
+    /// The sampled softmax with the item gradient summed per item after a counting sort instead
+    /// of one float atomic per (row, candidate, column). Off in `hstu train`: on the H200 it
+    /// measured 4.8 ms against 4.2 ms per 25,600-token step (the per-row kernel bounds both).
     pub sorted_softmax: bool,
 }
 
