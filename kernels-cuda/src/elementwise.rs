@@ -27,7 +27,8 @@ impl Default for AdamW {
     }
 }
 
-fn grid(n: usize) -> LaunchConfig {
+/// Grid-stride launch over `n` elements (blocks of 256, at most 16 per SM of a 132-SM H200).
+pub(crate) fn grid(n: usize) -> LaunchConfig {
     let blocks = n.div_ceil(256).clamp(1, 132 * 16) as u32;
     LaunchConfig {
         grid_dim: (blocks, 1, 1),
@@ -37,7 +38,7 @@ fn grid(n: usize) -> LaunchConfig {
 }
 
 /// One warp per row, 8 rows per block.
-fn row_grid(rows: usize) -> LaunchConfig {
+pub(crate) fn row_grid(rows: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (rows.div_ceil(8).max(1) as u32, 1, 1),
         block_dim: (256, 1, 1),
@@ -45,7 +46,12 @@ fn row_grid(rows: usize) -> LaunchConfig {
     }
 }
 
-fn check(op: &'static str, tensor: &'static str, actual: usize, expected: usize) -> Result<()> {
+pub(crate) fn check(
+    op: &'static str,
+    tensor: &'static str,
+    actual: usize,
+    expected: usize,
+) -> Result<()> {
     if actual != expected {
         return Err(CudaError::Shape {
             op,

@@ -6,7 +6,7 @@
 //! padded heads `[tokens, H, dk]` bf16 with `dk >= max(dqk, dv)`, padding left zero.
 
 use crate::device::CudaDevice;
-use crate::elementwise::SampledSoftmax;
+use crate::elementwise::{SampledSoftmax, check as need, grid as flat, row_grid as rows8};
 use crate::error::{CudaError, Result, drv};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use half::bf16;
@@ -33,34 +33,6 @@ impl HeadDims {
     pub fn padded(&self, tokens: usize) -> usize {
         tokens * self.heads * self.dk
     }
-}
-
-fn flat(n: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (n.div_ceil(256).clamp(1, 132 * 16) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
-fn rows8(rows: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (rows.div_ceil(8).max(1) as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
-fn need(op: &'static str, tensor: &'static str, actual: usize, expected: usize) -> Result<()> {
-    if actual != expected {
-        return Err(CudaError::Shape {
-            op,
-            tensor,
-            actual,
-            expected,
-        });
-    }
-    Ok(())
 }
 
 const UNIT: &str = "train_ops";
