@@ -569,6 +569,214 @@ __device__ __forceinline__ void attn_bwd_dq_wgmma(const HstuAttnParams& p, const
   }
 }
 
+// dK/dV of the backward (hstu-spec section 6), the mirror image of the dQ kernel: one block =
+// BNK = 128 keys of one (sequence, head), 384 threads: warpgroups 0 and 1 are consumers (64 keys
+// each, K and V rows resident in shared memory), warpgroup 2 the producer (warp 8 lane 0 streams
+// the Q and dO tiles of BM query rows by TMA into an NS-stage ring). setmaxnreg moves registers
+// from the producer (40) to the consumers (232) for the dK + dV accumulators. Per query tile:
+//   S^T = K Q^T, G^T = V dO^T (wgmma, both operands from shared memory),
+//   A^T = valid silu(alpha S^T) / n, dS^T = valid G^T silu'(alpha S^T) / n (registers, bf16),
+//   dV += A^T dO, dK += dS^T Q (wgmma, A from registers, dO / Q read N-major); dk = alpha dK.
+// Deterministic: each key row's dk / dv is owned by one thread pair, written once.
+// Query rows past the sequence (next sequence or TMA zero fill) are masked to exactly 0.
+__host__ __device__ constexpr int wg_dkdv_smem(int d, int bm, int ns) {
+  return 2 * 128 * d * 2 + ns * 2 * bm * d * 2 + 1024;
+}
+
+template <int D, int BM, int NS>
+__device__ __forceinline__ void attn_bwd_dkdv_wgmma(const HstuAttnParams& p, const HstuTmaDesc* tq,
+                                                    const HstuTmaDesc* tdo, const HstuTmaDesc* tk,
+                                                    const HstuTmaDesc* tv) {
+  constexpr int BNK = 128;
+  constexpr int KS = D / 64;
+  constexpr uint32_t KV_BYTES = BNK * D * 2;
+  constexpr uint32_t QT_BYTES = BM * D * 2;  // one Q or dO stage
+  static_assert(D % 64 == 0 && BM % 16 == 0 && BM <= 256, "tile shape");
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t bars[1 + 3 * NS];
+
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = base;
+  const uint32_t sV = base + KV_BYTES;
+  auto sQ = [&](int st) { return base + 2 * KV_BYTES + st * QT_BYTES; };
+  auto sO = [&](int st) { return base + 2 * KV_BYTES + (NS + st) * QT_BYTES; };
+  const uint32_t bar_kv = smem_u32(&bars[0]);
+  auto bar_q = [&](int st) { return smem_u32(&bars[1 + st]); };
+  auto bar_o = [&](int st) { return smem_u32(&bars[1 + NS + st]); };
+  auto bar_e = [&](int st) { return smem_u32(&bars[1 + 2 * NS + st]); };
+
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int64_t start = p.seq_offsets[b];
+  const int L = (int)(p.seq_offsets[b + 1] - start);
+  const int j0 = blockIdx.x * BNK;  // most query tiles first
+  if (j0 >= L) return;
+  const int U = L - (p.num_targets ? (int)p.num_targets[b] : 0);
+  // Query rows that can see keys [j0, j0 + BNK) (as the mma.sync kernel).
+  const int qlo = (j0 / BM) * BM;
+  int qhi = L;
+  if (j0 >= U) qhi = min(L, j0 + BNK);
+  else if (p.max_attn_len > 0 && U == L) qhi = min(L, j0 + BNK + p.max_attn_len);
+  const int nblocks = (qhi - qlo + BM - 1) / BM;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (tid == 0) {
+    wg::mbar_init(bar_kv, 1);
+    for (int s = 0; s < NS; ++s) {
+      wg::mbar_init(bar_q(s), 1);
+      wg::mbar_init(bar_o(s), 1);
+      wg::mbar_init(bar_e(s), 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp >= 8) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (warp == 8 && lane == 0) {
+      wg::tma_prefetch(tq);
+      wg::tma_prefetch(tdo);
+      wg::tma_prefetch(tk);
+      wg::tma_prefetch(tv);
+      const int c0 = h * D;
+      wg::mbar_expect_tx(bar_kv, 2 * KV_BYTES);
+#pragma unroll
+      for (int ks = 0; ks < KS; ++ks) {
+        wg::tma_load_2d(sK + ks * BNK * 128, tk, c0 + 64 * ks, (int)(start + j0), bar_kv);
+        wg::tma_load_2d(sV + ks * BNK * 128, tv, c0 + 64 * ks, (int)(start + j0), bar_kv);
+      }
+      for (int it = 0; it < nblocks; ++it) {
+        const int st = it % NS, u = it / NS;
+        if (u > 0) wg::mbar_wait(bar_e(st), (u - 1) & 1);
+        const int row = (int)(start + qlo + it * BM);
+        wg::mbar_expect_tx(bar_q(st), QT_BYTES);
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks)
+          wg::tma_load_2d(sQ(st) + ks * BM * 128, tq, c0 + 64 * ks, row, bar_q(st));
+        wg::mbar_expect_tx(bar_o(st), QT_BYTES);
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks)
+          wg::tma_load_2d(sO(st) + ks * BM * 128, tdo, c0 + 64 * ks, row, bar_o(st));
+      }
+    }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    const int wgi = warp >> 2, ww = warp & 3;
+    const int g = lane >> 2, t4 = lane & 3;
+    const SeqMask mask{L, U, p.max_attn_len};
+    const int wj0 = j0 + 64 * wgi;              // first key of this warpgroup
+    const bool none = wj0 >= L;                 // no key < L: nothing to compute or store
+    const float alpha = p.alpha, inv_n = p.inv_n;
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int x = 0; x < D / 2; ++x) dk[x] = dv[x] = 0.f;
+    float s[BM / 2], gp[BM / 2];
+#pragma unroll
+    for (int x = 0; x < BM / 2; ++x) s[x] = gp[x] = 0.f;
+
+    wg::mbar_wait(bar_kv, 0);
+    const uint32_t krow = sK + wgi * 64 * 128;
+    const uint32_t vrow = sV + wgi * 64 * 128;
+
+    for (int it = 0; it < nblocks; ++it) {
+      const int st = it % NS;
+      const uint32_t par = (it / NS) & 1;
+      const int i0 = qlo + it * BM;
+      bool skip = none || i0 + BM - 1 < wj0;  // every i < j
+      if (p.max_attn_len > 0 && min(i0, U) - min(wj0 + 63, U) > p.max_attn_len) skip = true;
+      if (wj0 >= U && i0 > wj0 + 63) skip = true;  // target keys: seen by themselves only
+      wg::mbar_wait(bar_q(st), par);
+      if (!skip) {
+        wg::fence_regs<BM / 2>(s);
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint32_t off = (kk % 4) * 32;
+          wg::mma_ss<BM>(s, wg::desc(krow + (kk / 4) * BNK * 128 + off, 16, 1024),
+                         wg::desc(sQ(st) + (kk / 4) * BM * 128 + off, 16, 1024), kk > 0);
+        }
+        wg::commit();
+        wg::mbar_wait(bar_o(st), par);
+        wg::fence_regs<BM / 2>(gp);
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint32_t off = (kk % 4) * 32;
+          wg::mma_ss<BM>(gp, wg::desc(vrow + (kk / 4) * BNK * 128 + off, 16, 1024),
+                         wg::desc(sO(st) + (kk / 4) * BM * 128 + off, 16, 1024), kk > 0);
+        }
+        wg::commit();
+        wg::wait<0>();
+        wg::fence_regs<BM / 2>(s);
+        wg::fence_regs<BM / 2>(gp);
+
+        // rows of S^T are keys, columns queries; query rows >= L must contribute 0
+        const bool full = i0 + BM <= L && mask.tile_full(i0, BM, wj0, 64);
+        uint32_t af[BM / 16][4], sf[BM / 16][4];
+#pragma unroll
+        for (int nb = 0; nb < BM / 8; ++nb) {
+          float ya[4], yd[4];
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const float x = alpha * s[4 * nb + e];
+            const float sg = sigmoid_fast(x);
+            ya[e] = x * sg * inv_n;
+            yd[e] = gp[4 * nb + e] * inv_n * sg * fmaf(x, 1.f - sg, 1.f);
+          }
+          if (!full) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int j = wj0 + 16 * ww + g + 8 * (e >> 1);
+              const int i = i0 + 8 * nb + 2 * t4 + (e & 1);
+              if (!mask.valid(i, j)) ya[e] = yd[e] = 0.f;
+            }
+          }
+          af[nb >> 1][2 * (nb & 1) + 0] = pack_bf16(ya[0], ya[1]);
+          af[nb >> 1][2 * (nb & 1) + 1] = pack_bf16(ya[2], ya[3]);
+          sf[nb >> 1][2 * (nb & 1) + 0] = pack_bf16(yd[0], yd[1]);
+          sf[nb >> 1][2 * (nb & 1) + 1] = pack_bf16(yd[2], yd[3]);
+        }
+
+        wg::fence_regs<D / 2>(dv);
+        wg::fence_regs<D / 2>(dk);
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; ++kk)
+          wg::mma_rs<D>(dv, af[kk], wg::desc(sO(st) + kk * 16 * 128, BM * 128, 1024), 1);
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; ++kk)
+          wg::mma_rs<D>(dk, sf[kk], wg::desc(sQ(st) + kk * 16 * 128, BM * 128, 1024), 1);
+        wg::commit();
+        wg::wait<0>();
+        wg::fence_regs<D / 2>(dv);
+        wg::fence_regs<D / 2>(dk);
+      } else {
+        wg::mbar_wait(bar_o(st), par);
+      }
+      __syncwarp();
+      if (lane == 0) wg::mbar_arrive(bar_e(st));
+    }
+
+    const int64_t stride = p.token_stride;
+    bf16* kb = p.dk + start * stride + h * D;
+    bf16* vb = p.dv + start * stride + h * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int j = wj0 + 16 * ww + g + 8 * r;
+      if (j < L) {
+#pragma unroll
+        for (int nb = 0; nb < D / 8; ++nb) {
+          const int64_t off = (int64_t)j * stride + nb * 8 + 2 * t4;
+          *reinterpret_cast<uint32_t*>(kb + off) =
+              pack_bf16(alpha * dk[4 * nb + 2 * r], alpha * dk[4 * nb + 2 * r + 1]);
+          *reinterpret_cast<uint32_t*>(vb + off) =
+              pack_bf16(dv[4 * nb + 2 * r], dv[4 * nb + 2 * r + 1]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace hstu
 
 // ---- instantiations (head dim D, key tile BN, pipeline stages NS; V = variant suffix),
@@ -598,4 +806,15 @@ HSTU_FWD_WGMMA(_v2, 128, 64, 4)
   }
 HSTU_BWD_DQ_WGMMA(, 64, 64, 4)
 HSTU_BWD_DQ_WGMMA(, 128, 64, 4)
+// dK/dV of the backward (wgmma): 128 keys per block, BM query rows per streamed tile, 384
+// threads (2 consumer warpgroups + producer warpgroup, setmaxnreg 232 / 40).
+#define HSTU_BWD_DKDV_WGMMA(V, D, BM, NS)                                                      \
+  extern "C" __global__ void __launch_bounds__(384, 1) hstu_attention_bwd_dkdv_wgmma_d##D##V(  \
+      const HstuAttnParams p, const __grid_constant__ HstuTmaDesc tq,                          \
+      const __grid_constant__ HstuTmaDesc tdo, const __grid_constant__ HstuTmaDesc tk,         \
+      const __grid_constant__ HstuTmaDesc tv) {                                                \
+    hstu::attn_bwd_dkdv_wgmma<D, BM, NS>(p, &tq, &tdo, &tk, &tv);                              \
+  }
+HSTU_BWD_DKDV_WGMMA(, 64, 64, 4)
+HSTU_BWD_DKDV_WGMMA(, 128, 64, 3)
 // D = 256 (BN 64) needs more than the 168 registers ptxas grants 288 threads: not instantiated yet.

@@ -131,17 +131,18 @@ fn fwd_smem(t: Tile, d: usize, rab_buckets: Option<usize>) -> usize {
     }
 }
 
-/// Which kernel family [`CudaDevice::hstu_attention_fwd`] and the dQ pass of
-/// [`CudaDevice::hstu_attention_bwd`] launch (dK/dV always run the `mma.sync` kernels).
+/// Which kernel family [`CudaDevice::hstu_attention_fwd`] and the dQ and dK/dV passes of
+/// [`CudaDevice::hstu_attention_bwd`] launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttnImpl {
-    /// The measured defaults, [`WGMMA_FWD_DEFAULT`] and [`WGMMA_DQ_DEFAULT`], for the shapes
+    /// The measured defaults, [`WGMMA_FWD_DEFAULT`], [`WGMMA_DQ_DEFAULT`] and
+    /// [`WGMMA_DKDV_DEFAULT`], for the shapes
     /// the wgmma kernels support (no rab, head dim in [`WGMMA_HEAD_DIMS`]);
     /// `HSTU_ATTN_IMPL=mma|wgmma` in the environment overrides them.
     Auto,
     /// `mma.sync` m16n8k16 kernels (hstu_attention_{fwd,bwd}_sm90.cu), every shape and rab.
     Mma,
-    /// Warpgroup MMA + TMA kernels (hstu_attention_wgmma_sm90.cu) for the forward and dQ where
+    /// Warpgroup MMA + TMA kernels (hstu_attention_wgmma_sm90.cu) for the forward, dQ and dK/dV where
     /// supported; other shapes (rab, D = 256) still run the `mma.sync` kernels.
     Wgmma,
 }
@@ -155,6 +156,11 @@ pub const WGMMA_FWD_DEFAULT: bool = true;
 /// (run h200_wgmma2): bwd 208 vs 158 TFLOP/s at N = 8192 D = 128 (fwd+bwd 251 vs 198), faster
 /// at every N and for D = 64, same error.
 pub const WGMMA_DQ_DEFAULT: bool = true;
+/// What [`AttnImpl::Auto`] picks for the dK/dV pass of supported shapes (wgmma kernel with
+/// 128 keys per block and setmaxnreg, or the `mma.sync` kernel). Measured on the H200 (run
+/// h200_wgmma3): bwd 388 vs 208 TFLOP/s at N = 8192 D = 128 (fwd+bwd 392 vs 251), N = 2048
+/// fwd+bwd 327 vs 213, faster at every N, full and jagged, and for D = 64; same error.
+pub const WGMMA_DKDV_DEFAULT: bool = true;
 
 static ATTN_IMPL: AtomicUsize = AtomicUsize::new(0);
 
@@ -210,6 +216,16 @@ pub fn dq_uses_wgmma(x: &AttentionInputs<'_>) -> bool {
         }
 }
 
+/// True when the dK/dV pass of the backward of `x` runs the wgmma kernel.
+pub fn dkdv_uses_wgmma(x: &AttentionInputs<'_>) -> bool {
+    wgmma_supported(x)
+        && match attn_impl() {
+            AttnImpl::Mma => false,
+            AttnImpl::Wgmma => true,
+            AttnImpl::Auto => WGMMA_DKDV_DEFAULT,
+        }
+}
+
 /// Number of compiled wgmma forward variants (tile / pipeline depth, see [`wgmma_fwd_cfg`]).
 pub const WGMMA_FWD_VARIANTS: usize = 3;
 static WGMMA_VARIANT: AtomicUsize = AtomicUsize::new(DEFAULT_VARIANT);
@@ -252,6 +268,19 @@ const WGMMA_DQ_CFG: (usize, usize) = (64, 4);
 fn wgmma_dq_smem(d: usize) -> usize {
     let (bn, ns) = WGMMA_DQ_CFG;
     2 * WGMMA_FWD_ROWS * d * 2 + ns * 2 * bn * d * 2 + 1024
+}
+
+/// Keys per block, threads (2 consumer warpgroups + producer warpgroup) of the wgmma dK/dV kernel.
+const WGMMA_DKDV_KEYS: usize = 128;
+const WGMMA_DKDV_THREADS: u32 = 384;
+/// (query tile, stages) of the wgmma dK/dV kernel (instantiation list of the .cu file).
+fn wgmma_dkdv_cfg(d: usize) -> (usize, usize) {
+    if d == 64 { (64, 4) } else { (64, 3) }
+}
+/// Dynamic shared memory of the wgmma dK/dV kernel (`wg_dkdv_smem` in the .cu file).
+fn wgmma_dkdv_smem(d: usize) -> usize {
+    let (bm, ns) = wgmma_dkdv_cfg(d);
+    2 * WGMMA_DKDV_KEYS * d * 2 + ns * 2 * bm * d * 2 + 1024
 }
 
 /// `CUtensorMap` (128 opaque bytes) passed by value to the wgmma kernels.
@@ -585,6 +614,47 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// The wgmma + TMA dK/dV pass of the backward (no rab; `p.dk`, `p.dv`, `p.dout` set).
+    fn launch_dkdv_wgmma(&self, x: &AttentionInputs<'_>, p: &HstuAttnParams) -> Result<()> {
+        let s = &x.shape;
+        let d = s.head_dim;
+        let (bm, _) = wgmma_dkdv_cfg(d);
+        let cols = s.heads * d;
+        let tq = tma_desc_bf16(p.q, s.total_tokens, cols, bm)?;
+        let tdo = tma_desc_bf16(p.dout, s.total_tokens, cols, bm)?;
+        let tk = tma_desc_bf16(p.k, s.total_tokens, cols, WGMMA_DKDV_KEYS)?;
+        let tv = tma_desc_bf16(p.v, s.total_tokens, cols, WGMMA_DKDV_KEYS)?;
+        let smem = wgmma_dkdv_smem(d);
+        let f = self.kernels.function(
+            "hstu_attention_wgmma_sm90",
+            &format!("hstu_attention_bwd_dkdv_wgmma_d{d}"),
+            smem,
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                s.max_len.div_ceil(WGMMA_DKDV_KEYS) as u32,
+                s.heads as u32,
+                s.batch as u32,
+            ),
+            block_dim: (WGMMA_DKDV_THREADS, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // SAFETY: the kernel takes (HstuAttnParams, CUtensorMap x 4) by value; the pointers in
+        // p come from slices `validate` checked, the tensor maps cover exactly q, dout, k, v.
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(p)
+                .arg(&tq)
+                .arg(&tdo)
+                .arg(&tk)
+                .arg(&tv)
+                .launch(cfg)
+        }
+        .map_err(drv("launch attention dkdv (wgmma)"))?;
+        Ok(())
+    }
+
     /// Backward (deterministic for dq/dk/dv; the rab gradients use atomics): given `dout`,
     /// writes `dq`, `dk`, `dv` and adds the relative-bias gradients into `rab_grads`.
     pub fn hstu_attention_bwd(
@@ -640,7 +710,9 @@ impl CudaDevice {
         let rab = if x.rab.is_some() { "rab_" } else { "" };
         let v = suffix(bv);
         let stem = "hstu_attention_bwd_sm90";
-        if dkdv_split(bv, d) {
+        if dkdv_uses_wgmma(x) && [p.q, p.k, p.v, p.dout].iter().all(|a| a % 16 == 0) {
+            self.launch_dkdv_wgmma(x, &p)?;
+        } else if dkdv_split(bv, d) {
             // Two passes keep the accumulators in registers; only the dK pass sums d_rab.
             self.launch_attn(
                 stem,

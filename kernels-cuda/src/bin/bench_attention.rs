@@ -4,8 +4,8 @@
 //!                     [--ns 1024,8192] [--ds 128,64] [--no-rab] [--no-side-by-side]
 //!                     [--no-sweep] [--variant-sweep] [--wgmma-sweep]
 //!
-//! Both kernel families run where both apply (mma.sync, and wgmma + TMA for the forward and
-//! the dQ pass, see `hstu_cuda::attention::AttnImpl`): the checks below run once per family and
+//! Both kernel families run where both apply (mma.sync, and wgmma + TMA for the forward, the
+//! dQ and the dK/dV pass, see `hstu_cuda::attention::AttnImpl`): the checks below run once per family and
 //! every timed config prints one line per distinct selection, the default (Auto) first.
 //!
 //! 1. goldens (f64, production-style) and a random jagged problem with rab / targets /
@@ -18,7 +18,8 @@ use half::bf16;
 use hstu_cuda::CudaDevice;
 use hstu_cuda::attention::{
     AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, AttnImpl, RabGrads,
-    RabTensors, attn_impl, dq_uses_wgmma, fwd_uses_wgmma, hstu_attention_fwd_flops, set_attn_impl,
+    RabTensors, attn_impl, dkdv_uses_wgmma, dq_uses_wgmma, fwd_uses_wgmma,
+    hstu_attention_fwd_flops, set_attn_impl,
 };
 use hstu_cuda::host::attention_host;
 use hstu_cuda::reference::{
@@ -468,16 +469,13 @@ fn bench_one(
     };
     for &imp in cands {
         set_attn_impl(imp);
-        let key = (fwd_uses_wgmma(&x), dq_uses_wgmma(&x));
+        let key = (fwd_uses_wgmma(&x), dq_uses_wgmma(&x), dkdv_uses_wgmma(&x));
         if seen.contains(&key) {
             continue;
         }
         seen.push(key);
-        let label = format!(
-            "fwd {} dq {}",
-            if key.0 { "wgmma" } else { "mma" },
-            if key.1 { "wgmma" } else { "mma" }
-        );
+        let fam = |w: bool| if w { "wgmma" } else { "mma" };
+        let label = format!("fwd {} dq {} dkdv {}", fam(key.0), fam(key.1), fam(key.2));
         for buf in [&mut out, &mut dq, &mut dk, &mut dv] {
             dev.stream().memcpy_htod(&nan[..], buf)?;
         }
@@ -521,7 +519,7 @@ fn bench_one(
         let bwd = time(2, &mut out)?;
         let both = time(3, &mut out)?;
         println!(
-            "{name:30} [{label:19}] fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
+            "{name:30} [{label:30}] fwd {:7.3} ms {:6.1} TF/s | bwd {:7.3} ms {:6.1} | fwd+bwd {:7.3} ms {:6.1} | err {:.1e} {:.1e} {:.1e} {:.1e}{}",
             fwd.0,
             tf(fwd.0, 1.0),
             bwd.0,
@@ -534,7 +532,7 @@ fn bench_one(
             max_err[3],
             if all_finite { "" } else { " NON-FINITE" }
         );
-        per_impl.push(json!({"impl": label, "fwd_wgmma": key.0, "dq_wgmma": key.1,
+        per_impl.push(json!({"impl": label, "fwd_wgmma": key.0, "dq_wgmma": key.1, "dkdv_wgmma": key.2,
             "fwd_ms": fwd.0, "fwd_ms_p10": fwd.1, "bwd_ms": bwd.0, "bwd_ms_p10": bwd.1, "fwdbwd_ms": both.0, "fwdbwd_ms_p10": both.1,
             "fwd_tflops": tf(fwd.0, 1.0), "bwd_tflops": tf(bwd.0, 2.5), "fwdbwd_tflops": tf(both.0, 3.5),
             "tokens_per_s_fwdbwd": t as f64 / (both.0 * 1e-3),
@@ -619,7 +617,7 @@ fn main() -> Result<()> {
     for (label, imp) in [("mma", AttnImpl::Mma), ("wgmma", AttnImpl::Wgmma)] {
         // wgmma: the shapes it does not cover (rab, D = 256) run the mma.sync kernels
         set_attn_impl(imp);
-        println!("-- checks, kernel family {label} (forward and dQ)");
+        println!("-- checks, kernel family {label} (forward, dQ, dK/dV)");
         let mut c = Vec::new();
         ok_g &= check_goldens(&dev, Path::new(&golden), &mut c)
             .map_err(|e| println!("golden checks FAILED: {e:#}"))

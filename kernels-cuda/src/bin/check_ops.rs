@@ -1,5 +1,5 @@
 //! Checks every element-wise kernel and the cuBLAS wrapper against CPU loops on random data,
-//! and both attention kernel families (mma.sync; wgmma + TMA for the forward and dQ) against
+//! and both attention kernel families (mma.sync; wgmma + TMA for the forward, dQ and dK/dV) against
 //! the f64 reference on random jagged problems (targets, max_attn_len, several key tiles).
 //!
 //!     check_ops        (prints one line per op; exit code 1 when an op exceeds its tolerance)
@@ -378,6 +378,16 @@ fn main() -> Result<()> {
                 rel(&got.dq, &want_g.dq),
                 6e-3,
             );
+            report(
+                &format!("attn dk  {label} D{d} t={targets} mal={mal} (rel)"),
+                rel(&got.dk, &want_g.dk),
+                6e-3,
+            );
+            report(
+                &format!("attn dv  {label} D{d} t={targets} mal={mal} (rel)"),
+                rel(&got.dv, &want_g.dv),
+                6e-3,
+            );
             outs.push(got);
         }
         let a: Vec<f64> = outs[0].out.iter().map(|&x| x as f64).collect();
@@ -386,12 +396,18 @@ fn main() -> Result<()> {
             rel(&outs[1].out, &a),
             6e-3,
         );
-        let a: Vec<f64> = outs[0].dq.iter().map(|&x| x as f64).collect();
-        report(
-            &format!("attn dq  wgmma~mma D{d} (rel)"),
-            rel(&outs[1].dq, &a),
-            6e-3,
-        );
+        for (name, x, y) in [
+            ("dq", &outs[0].dq, &outs[1].dq),
+            ("dk", &outs[0].dk, &outs[1].dk),
+            ("dv", &outs[0].dv, &outs[1].dv),
+        ] {
+            let a: Vec<f64> = x.iter().map(|&x| x as f64).collect();
+            report(
+                &format!("attn {name}  wgmma~mma D{d} (rel)"),
+                rel(y, &a),
+                6e-3,
+            );
+        }
     }
     set_attn_impl(selected);
     if fails > 0 {
