@@ -80,6 +80,11 @@ pub struct TrainArgs {
     /// of a validated run.
     #[arg(long)]
     refit: bool,
+    /// Spec section 8 protocol (the reference trainer's): train on every item but each user's
+    /// last, evaluate the last item every epoch and report the best and the last epoch; the
+    /// output model is the best epoch on that evaluation (no held-out validation; retrieval only).
+    #[arg(long, conflicts_with = "refit")]
+    eval_test: bool,
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -138,18 +143,31 @@ pub fn run(a: TrainArgs) -> Result<()> {
             cfg.num_items
         );
     }
+    if a.eval_test && cfg.ranking.is_some() {
+        bail!(
+            "--eval-test is the retrieval protocol of spec section 8; a ranking config validates on its held-out ratings"
+        );
+    }
     let data = match &cfg.ranking {
         None => TrainData::Retrieval {
             train: split::sequences(
                 &ds,
-                if a.refit {
+                if a.refit || a.eval_test {
                     split::Split::Train
                 } else {
                     split::Split::TrainWithValid
                 },
                 cfg.max_sequence_len,
             ),
-            valid: split::sequences(&ds, split::Split::Valid, cfg.max_sequence_len),
+            valid: split::sequences(
+                &ds,
+                if a.eval_test {
+                    split::Split::Test
+                } else {
+                    split::Split::Valid
+                },
+                cfg.max_sequence_len,
+            ),
         },
         Some(r) => {
             let users = drop_last(&ds.users, MAX_RANKING_CANDIDATES);
@@ -184,7 +202,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         },
         num_negatives: a.negatives,
         temperature: a.temperature,
-        patience: if a.refit { 0 } else { a.patience },
+        // the refit and the spec protocol run every epoch (the reference trainer's 101)
+        patience: if a.refit || a.eval_test {
+            0
+        } else {
+            a.patience
+        },
         max_steps_per_epoch: a.max_steps_per_epoch,
         progress: !a.no_progress,
         keep_last: a.refit,
