@@ -2,9 +2,11 @@
 //!
 //! * [`CudaDevice`]: context + stream + kernel modules. [`CudaDevice::new`] returns
 //!   [`CudaError::NoDriver`] (never panics) on machines without a CUDA driver.
-//! * Fused HSTU attention (hstu-spec section 6), bf16 in, fp32 accumulation on tensor cores
-//!   (`mma.sync m16n8k16`), jagged, causal, `num_targets`, `max_attn_len`, relative bias with
-//!   its gradient: [`CudaDevice::hstu_attention_fwd`], [`CudaDevice::hstu_attention_bwd`];
+//! * Fused HSTU attention (hstu-spec section 6), bf16 in, fp32 accumulation on tensor cores,
+//!   jagged, causal, `num_targets`, `max_attn_len`, relative bias with its gradient:
+//!   [`CudaDevice::hstu_attention_fwd`], [`CudaDevice::hstu_attention_bwd`]. Two kernel
+//!   families ([`attention::AttnImpl`]): Hopper `wgmma` fed by TMA (forward, dQ, dK/dV; the
+//!   default for D = 64/128 without rab) and `mma.sync m16n8k16` (rab, D = 256, fallback);
 //!   host convenience [`host::attention_host`]; CPU f64 reference in [`reference`].
 //!   The backward is deterministic for dq/dk/dv (two kernels, no atomics: dK/dV per key block,
 //!   dQ per query block); the rab gradients are summed with float atomics (order varies).
