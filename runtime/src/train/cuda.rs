@@ -38,7 +38,7 @@ use half::bf16;
 use hstu_cuda::attention::{
     AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, RabGrads, RabTensors,
 };
-use hstu_cuda::cudarc::driver::CudaSlice;
+use hstu_cuda::cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
 use hstu_cuda::elementwise::{AdamW as DeviceAdamW, SampledSoftmax};
 use hstu_cuda::gemm::Blas;
 use hstu_cuda::host::kernel_head_dim;
@@ -171,6 +171,23 @@ impl Phases {
     }
 }
 
+/// The counter-based random streams of one step: the forward and the backward must draw the
+/// same dropout masks, so both take them from here.
+#[derive(Clone, Copy)]
+struct StepSeeds {
+    input: u64,
+    negatives: u64,
+    seed: u64,
+    step: u64,
+}
+
+impl StepSeeds {
+    /// The dropout mask of `y` in layer `l`.
+    fn layer(&self, l: usize) -> u64 {
+        mix(self.seed, self.step, 1 + l as u64)
+    }
+}
+
 /// A seed for one (step, stream) pair of the run.
 fn mix(seed: u64, step: u64, stream: u64) -> u64 {
     let mut z = seed
@@ -254,6 +271,15 @@ impl CudaTrainer {
         })
     }
 
+    fn seeds(&self, seed: u64) -> StepSeeds {
+        StepSeeds {
+            input: mix(seed, self.step, 0),
+            negatives: mix(seed, self.step, 1 << 32),
+            seed,
+            step: self.step,
+        }
+    }
+
     /// Times every phase of later steps (synchronising after each): see [`Self::take_profile`].
     pub fn set_profile(&mut self, on: bool) {
         self.phases.on = on;
@@ -332,16 +358,15 @@ impl CudaTrainer {
         &self,
         b: &Batch,
         seed: u64,
-        drop: Dropout,
+        dropout: Dropout,
     ) -> Result<(CudaSlice<f32>, Vec<LayerActs>)> {
         let (t, d, hd) = (b.tokens, self.cfg.embedding_dim, self.hd);
         let (uw, hdv) = (hd.uvqk(), hd.hdv());
         let dev = &self.dev;
         let eps = self.cfg.layer_norm_eps as f32;
-        let seed_in = mix(seed, self.step, 0);
-        let seed_layer = |l: usize| mix(seed, self.step, 1 + l as u64);
-        let z32 = |n: usize| dev.zeros::<f32>(n).map_err(cuda);
-        let z16 = |n: usize| dev.zeros::<bf16>(n).map_err(cuda);
+        let seeds = self.seeds(seed);
+        let z32 = |n: usize| zeros::<f32>(dev, n);
+        let z16 = |n: usize| zeros::<bf16>(dev, n);
 
         // input features
         self.phases.start(dev)?;
@@ -356,7 +381,7 @@ impl CudaTrainer {
             (d as f32).sqrt(),
         )
         .map_err(cuda)?;
-        dev.dropout_inplace(&mut e, drop.input as f32, seed_in)
+        dev.dropout_inplace(&mut e, dropout.input as f32, seeds.input)
             .map_err(cuda)?;
         self.phases.mark(dev, "embedding fwd")?;
 
@@ -403,7 +428,7 @@ impl CudaTrainer {
                 &mut rstd_a,
                 &mut y,
                 eps,
-                (drop.linear as f32, seed_layer(l)),
+                (dropout.linear as f32, seeds.layer(l)),
             )
             .map_err(cuda)?;
             self.phases.mark(dev, "ln + gate fwd")?;
@@ -435,7 +460,7 @@ impl CudaTrainer {
                 y,
             });
         }
-        drop_buffer(attn);
+        drop(attn);
         Ok((e, acts))
     }
 
@@ -445,13 +470,12 @@ impl CudaTrainer {
         let (t, d, hd) = (b.tokens, self.cfg.embedding_dim, self.hd);
         let (uw, hdv) = (hd.uvqk(), hd.hdv());
         let dev = &self.dev;
-        let drop = self.opts.dropout;
-        let seed_in = mix(seed, self.step, 0);
-        let seed_layer = |l: usize| mix(seed, self.step, 1 + l as u64);
-        let z32 = |n: usize| dev.zeros::<f32>(n).map_err(cuda);
-        let z16 = |n: usize| dev.zeros::<bf16>(n).map_err(cuda);
+        let dropout = self.opts.dropout;
+        let seeds = self.seeds(seed);
+        let z32 = |n: usize| zeros::<f32>(dev, n);
+        let z16 = |n: usize| zeros::<bf16>(dev, n);
 
-        let (e, acts) = self.forward(b, seed, drop)?;
+        let (e, acts) = self.forward(b, seed, dropout)?;
 
         // loss
         let kneg = self.opts.num_negatives;
@@ -459,7 +483,7 @@ impl CudaTrainer {
             Some(h) => dev.upload(h).map_err(cuda)?,
             None => {
                 let mut x = dev.zeros::<i64>(t * kneg).map_err(cuda)?;
-                dev.sample_negatives(&mut x, self.cfg.num_items, mix(seed, self.step, 1 << 32))
+                dev.sample_negatives(&mut x, self.cfg.num_items, seeds.negatives)
                     .map_err(cuda)?;
                 x
             }
@@ -538,11 +562,11 @@ impl CudaTrainer {
                 &a.pre,
                 &mut d_pre,
                 &mut d_attn,
-                (drop.linear as f32, seed_layer(l)),
+                (dropout.linear as f32, seeds.layer(l)),
             )
             .map_err(cuda)?;
             self.phases.mark(dev, "ln + gate bwd")?;
-            drop_buffer(dy);
+            drop(dy);
             let (mut dq, mut dk, mut dv) =
                 (z16(hd.padded(t))?, z16(hd.padded(t))?, z16(hd.padded(t))?);
             {
@@ -597,7 +621,7 @@ impl CudaTrainer {
                 .map_err(cuda)?;
             self.phases.mark(dev, "ln bwd")?;
         }
-        dev.dropout_inplace(&mut de, drop.input as f32, seed_in)
+        dev.dropout_inplace(&mut de, dropout.input as f32, seeds.input)
             .map_err(cuda)?;
         let (gi, gp) = two_mut(&mut self.grads, ITEM, POS);
         dev.embedding_bwd(&de, &b.ids, &b.pos, gi, gp, d, (d as f32).sqrt())
@@ -754,6 +778,11 @@ fn attention<'a>(
     }
 }
 
+/// A zero-filled device buffer of `n` elements.
+fn zeros<T: DeviceRepr + ValidAsZeroBits>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
+    dev.zeros::<T>(n).map_err(cuda)
+}
+
 fn download_into(dev: &CudaDevice, src: &[CudaSlice<f32>], w: &mut Weights<f32>) -> Result<()> {
     for (dst, s) in tensors_mut(w).into_iter().zip(src) {
         let h = dev.download(s).map_err(cuda)?;
@@ -766,9 +795,4 @@ fn two_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
     assert!(a < b, "two_mut wants a < b");
     let (x, y) = v.split_at_mut(b);
     (&mut x[a], &mut y[0])
-}
-
-/// Frees a device buffer now (stream-ordered), not at the end of the scope.
-fn drop_buffer<T>(x: CudaSlice<T>) {
-    drop(x)
 }
