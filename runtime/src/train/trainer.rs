@@ -142,7 +142,7 @@ fn validate(
 ) -> (serde_json::Map<String, Value>, f64) {
     match data {
         TrainData::Retrieval { valid, .. } => {
-            let metrics = match device_user_embeddings(gpu, valid) {
+            let metrics = match gpu.as_ref().map(|d| d.encode_users(valid, 512)) {
                 Some(users) => users.and_then(|u| {
                     crate::evaluate::retrieval_metrics_of_embeddings(cfg, w, valid, &u)
                 }),
@@ -295,7 +295,7 @@ pub fn train(
             let range = s * opts.batch_size..((s + 1) * opts.batch_size).min(n);
             let (sum, tokens) = match (&mut gpu, &examples) {
                 (Some(dev), Epoch::Retrieval(v)) => {
-                    let (sum, tokens) = gpu_step(dev, &v[range], seed)?;
+                    let (sum, tokens) = dev.step(&v[range], seed)?;
                     if sum.count == 0 {
                         continue;
                     }
@@ -342,7 +342,10 @@ pub fn train(
             bar.inc(1);
         }
         bar.finish_and_clear();
-        download_device(&gpu, &mut w, &mut opt)?;
+        if let Some(d) = &gpu {
+            // validation and the checkpoint read the host copies
+            d.download(&mut w, &mut opt)?;
+        }
         if let Some((name, i, x)) = w.find_non_finite() {
             return Err(Error::NonFinite(format!(
                 "after epoch {epoch}: `{name}`[{i}] = {x}"
@@ -388,7 +391,26 @@ pub fn train(
 #[cfg(feature = "cuda")]
 type DeviceTrainer = super::cuda::CudaTrainer;
 #[cfg(not(feature = "cuda"))]
-type DeviceTrainer = std::convert::Infallible;
+type DeviceTrainer = NoDevice;
+
+/// The device trainer of a build without CUDA: it cannot be made, so its methods never run.
+#[cfg(not(feature = "cuda"))]
+enum NoDevice {}
+
+#[cfg(not(feature = "cuda"))]
+impl NoDevice {
+    fn step(&mut self, _: &[&UserSequence], _: u64) -> Result<(super::loss::LossSum, usize)> {
+        match *self {}
+    }
+
+    fn download(&self, _: &mut Weights<f32>, _: &mut AdamW<f32>) -> Result<()> {
+        match *self {}
+    }
+
+    fn encode_users(&self, _: &[UserSequence], _: usize) -> Result<Vec<f32>> {
+        match *self {}
+    }
+}
 
 /// The device trainer of `opts.device` (`None` for the CPU), holding `w` and `opt`.
 #[cfg(feature = "cuda")]
@@ -435,53 +457,6 @@ fn open_device(
             "--device cuda: this build has no CUDA support (build hstu-runtime with the `cuda` feature)".into(),
         )),
     }
-}
-
-#[cfg(feature = "cuda")]
-fn gpu_step(
-    dev: &mut DeviceTrainer,
-    seqs: &[&UserSequence],
-    seed: u64,
-) -> Result<(super::loss::LossSum, usize)> {
-    dev.step(seqs, seed)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn gpu_step(
-    dev: &mut DeviceTrainer,
-    _seqs: &[&UserSequence],
-    _seed: u64,
-) -> Result<(super::loss::LossSum, usize)> {
-    match *dev {}
-}
-
-/// Validation user embeddings encoded on the device (`None`: encode on the CPU).
-fn device_user_embeddings(
-    dev: &Option<DeviceTrainer>,
-    valid: &[UserSequence],
-) -> Option<Result<Vec<f32>>> {
-    #[cfg(feature = "cuda")]
-    return dev.as_ref().map(|d| d.encode_users(valid, 512));
-    #[cfg(not(feature = "cuda"))]
-    {
-        let _ = (dev, valid);
-        None
-    }
-}
-
-/// Brings the host copies up to date with the device (validation, checkpoint).
-fn download_device(
-    dev: &Option<DeviceTrainer>,
-    w: &mut Weights<f32>,
-    opt: &mut AdamW<f32>,
-) -> Result<()> {
-    #[cfg(feature = "cuda")]
-    if let Some(d) = dev {
-        d.download(w, opt)?;
-    }
-    #[cfg(not(feature = "cuda"))]
-    let _ = (dev, w, opt);
-    Ok(())
 }
 
 fn progress_bar(len: u64, epoch: usize, visible: bool) -> indicatif::ProgressBar {
