@@ -17,11 +17,15 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Counter-based uniform in [0, 1) from (seed, index): the same mask in forward and backward.
-__device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t i) {
+// Counter-based 64-bit hash of (seed, index) (splitmix64 finaliser of seed + golden * (i + 1)).
+__device__ __forceinline__ uint64_t hash_u64(uint64_t seed, uint64_t i) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * (i + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (float)(z >> 40) * (1.0f / 16777216.0f);
+  return z ^ (z >> 31);
+}
+
+// Counter-based uniform in [0, 1) from (seed, index): the same mask in forward and backward.
+__device__ __forceinline__ float hash_uniform(uint64_t seed, uint64_t i) {
+  return (float)(hash_u64(seed, i) >> 40) * (1.0f / 16777216.0f);
 }

@@ -173,11 +173,7 @@ extern "C" __global__ void hstu_dropout_inplace(float* x, int64_t n, float rate,
 extern "C" __global__ void hstu_sample_negatives(int64_t* out, int64_t n, int64_t num_items,
                                                  uint64_t seed) {
   GRID_STRIDE(i, n) {
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    double uni = (double)(z >> 11) * (1.0 / 9007199254740992.0);
+    double uni = (double)(hash_u64(seed, (uint64_t)i) >> 11) * (1.0 / 9007199254740992.0);
     int64_t id = 1 + (int64_t)(uni * (double)num_items);
     out[i] = id > num_items ? num_items : id;
   }
