@@ -82,6 +82,34 @@ pub struct SampledSoftmax<'a> {
     pub weight: f32,
 }
 
+impl SampledSoftmax<'_> {
+    /// `(rows, dim)` of a sampled-softmax call, after checking `dim` (1..=1024, the kernels'
+    /// register rows) and the lengths of every input and output.
+    pub(crate) fn check_shapes(
+        &self,
+        op: &'static str,
+        loss: &CudaSlice<f32>,
+        d_o: &CudaSlice<f32>,
+        d_item: &CudaSlice<f32>,
+    ) -> Result<(usize, usize)> {
+        let rows = self.pos_ids.len();
+        let dim = self.o.len() / rows.max(1);
+        if dim > 1024 || dim == 0 {
+            return Err(CudaError::Unsupported {
+                op,
+                what: "dim (1..=1024)",
+                value: dim.to_string(),
+            });
+        }
+        check(op, "o", self.o.len(), rows * dim)?;
+        check(op, "neg_ids", self.neg_ids.len(), rows * self.num_neg)?;
+        check(op, "loss", loss.len(), rows)?;
+        check(op, "d_o", d_o.len(), rows * dim)?;
+        check(op, "d_item", d_item.len(), self.item_emb.len())?;
+        Ok((rows, dim))
+    }
+}
+
 impl CudaDevice {
     /// One AdamW step (`step` counts from 1) on a parameter, its gradient and moments, all `[n]`.
     pub fn adamw_step(
@@ -403,21 +431,7 @@ impl CudaDevice {
         d_o: &mut CudaSlice<f32>,
         d_item: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        const OP: &str = "sampled_softmax";
-        let rows = x.pos_ids.len();
-        let dim = x.o.len() / rows.max(1);
-        if dim > 1024 || dim == 0 {
-            return Err(CudaError::Unsupported {
-                op: OP,
-                what: "dim (1..=1024)",
-                value: dim.to_string(),
-            });
-        }
-        check(OP, "o", x.o.len(), rows * dim)?;
-        check(OP, "neg_ids", x.neg_ids.len(), rows * x.num_neg)?;
-        check(OP, "loss", loss.len(), rows)?;
-        check(OP, "d_o", d_o.len(), rows * dim)?;
-        check(OP, "d_item", d_item.len(), x.item_emb.len())?;
+        let (rows, dim) = x.check_shapes("sampled_softmax", loss, d_o, d_item)?;
         let f = self
             .kernels
             .function("elementwise", "hstu_sampled_softmax_f32", 0)?;

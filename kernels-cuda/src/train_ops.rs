@@ -409,20 +409,14 @@ impl CudaDevice {
         d_item: &mut CudaSlice<f32>,
     ) -> Result<()> {
         const OP: &str = "sampled_softmax_sorted";
-        let rows = x.pos_ids.len();
-        let dim = x.o.len() / rows.max(1);
-        if dim == 0 || dim > 1024 || x.num_neg == 0 || x.num_neg > 255 {
+        let (rows, dim) = x.check_shapes(OP, loss, d_o, d_item)?;
+        if x.num_neg == 0 || x.num_neg > 255 {
             return Err(CudaError::Unsupported {
                 op: OP,
-                what: "dim (1..=1024) / negatives (1..=255)",
-                value: format!("{dim} / {}", x.num_neg),
+                what: "negatives (1..=255)",
+                value: x.num_neg.to_string(),
             });
         }
-        need(OP, "o", x.o.len(), rows * dim)?;
-        need(OP, "neg_ids", x.neg_ids.len(), rows * x.num_neg)?;
-        need(OP, "loss", loss.len(), rows)?;
-        need(OP, "d_o", d_o.len(), rows * dim)?;
-        need(OP, "d_item", d_item.len(), x.item_emb.len())?;
         if !x.item_emb.len().is_multiple_of(dim) {
             return Err(CudaError::Shape {
                 op: OP,
