@@ -352,13 +352,15 @@ impl CudaTrainer {
         }))
     }
 
-    /// The training forward of a batch (dropout as given): final `e [tokens, D]` before L2 and
-    /// what each layer's backward reads.
+    /// The training forward of a batch (dropout as given): final `e [tokens, D]` before L2 and,
+    /// when `record`, what each layer's backward reads (else each layer's buffers are freed as
+    /// soon as the next layer starts: inference keeps one layer alive, not all).
     fn forward(
         &self,
         b: &Batch,
         seed: u64,
         dropout: Dropout,
+        record: bool,
     ) -> Result<(CudaSlice<f32>, Vec<LayerActs>)> {
         let (t, d, hd) = (b.tokens, self.cfg.embedding_dim, self.hd);
         let (uw, hdv) = (hd.uvqk(), hd.hdv());
@@ -447,6 +449,9 @@ impl CudaTrainer {
             dev.add_bias_rows(&mut e, &self.params[ix.o_b])
                 .map_err(cuda)?;
             self.phases.mark(dev, "o gemm fwd")?;
+            if !record {
+                continue;
+            }
             acts.push(LayerActs {
                 n,
                 rstd_n,
@@ -475,7 +480,7 @@ impl CudaTrainer {
         let z32 = |n: usize| zeros::<f32>(dev, n);
         let z16 = |n: usize| zeros::<bf16>(dev, n);
 
-        let (e, acts) = self.forward(b, seed, dropout)?;
+        let (e, acts) = self.forward(b, seed, dropout, true)?;
 
         // loss
         let kneg = self.opts.num_negatives;
@@ -706,8 +711,7 @@ impl CudaTrainer {
             let Some(b) = self.batch(&refs)? else {
                 continue;
             };
-            let (e, acts) = self.forward(&b, 0, Dropout::OFF)?;
-            drop(acts);
+            let (e, _) = self.forward(&b, 0, Dropout::OFF, false)?;
             let host = self.dev.download(&e).map_err(cuda)?;
             let mut end = 0;
             for s in &cut {
