@@ -134,7 +134,8 @@ pub struct ShaderEntry {
     pub source: &'static str,
     /// Compute entry points of every variant.
     pub entry_points: &'static [&'static str],
-    /// Entry points of one variant only (`main_wide` of the cooperative-matrix attention).
+    /// Entry points of some variants only (`main_big` of the register-tiled attention variants,
+    /// `main_shared` of the cooperative-matrix one).
     pub variant_entry_points: &'static [(Variant, &'static str)],
     /// Variants this shader can be composed as.
     pub variants: &'static [Variant],
@@ -173,7 +174,12 @@ pub const SHADERS: &[ShaderEntry] = &[
         name: "hstu_attention",
         source: wgsl!("hstu_attention"),
         entry_points: &["main", "main_small"],
-        variant_entry_points: &[(Variant::CoopMatrix, "main_wide")],
+        variant_entry_points: &[
+            (Variant::F32, "main_big"),
+            (Variant::F16, "main_big"),
+            (Variant::Capture, "main_big"),
+            (Variant::CoopMatrix, "main_shared"),
+        ],
         variants: &[
             Variant::F32,
             Variant::F16,

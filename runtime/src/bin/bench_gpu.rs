@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use hstu_runtime::checkpoint::Weights;
 use hstu_runtime::config::ModelConfig;
 use hstu_runtime::gpu::model::time_bucket_thresholds;
-use hstu_runtime::gpu::ops::{self, AttentionBuffers, AttentionParams};
+use hstu_runtime::gpu::ops::{self, AttentionBuffers, AttentionKernel, AttentionParams};
 use hstu_runtime::gpu::record::{Recorder, to_f32};
 use hstu_runtime::gpu::{GpuContext, GpuModel, PassTime, UploadOptions};
 use hstu_runtime::real::silu;
@@ -28,6 +28,8 @@ struct Args {
     attention_only: bool,
     /// Attention lengths to run (all of the size class when None).
     lengths: Option<Vec<usize>>,
+    /// Attention forms to run, `variant/kernel` (default: f32, f16, coop_matrix, each `auto`).
+    kernels: Vec<(Variant, AttentionKernel)>,
     reps: usize,
     out: String,
 }
@@ -38,6 +40,11 @@ fn parse_args() -> Result<Args> {
         retrieval_only: false,
         attention_only: false,
         lengths: None,
+        kernels: vec![
+            (Variant::F32, AttentionKernel::Auto),
+            (Variant::F16, AttentionKernel::Auto),
+            (Variant::CoopMatrix, AttentionKernel::Auto),
+        ],
         reps: 10,
         out: "bench_gpu.json".into(),
     };
@@ -57,6 +64,11 @@ fn parse_args() -> Result<Args> {
                         .collect::<std::result::Result<_, _>>()?,
                 );
             }
+            "--kernels" => {
+                i += 1;
+                let list = argv.get(i).context("--kernels VARIANT/KERNEL,..")?;
+                a.kernels = list.split(',').map(parse_form).collect::<Result<_>>()?;
+            }
             "--reps" => {
                 i += 1;
                 a.reps = argv.get(i).context("--reps N")?.parse()?;
@@ -67,7 +79,7 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--reps N] [--out FILE.json]"
+                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_qcQ_vcV, coop, coop_shared_nwW_{{stage|global}}_padP"
                 );
                 std::process::exit(0);
             }
@@ -76,6 +88,16 @@ fn parse_args() -> Result<Args> {
         i += 1;
     }
     Ok(a)
+}
+
+/// `f32/big_ty8_qc32_vc32` -> (variant, kernel).
+fn parse_form(text: &str) -> Result<(Variant, AttentionKernel)> {
+    let (v, k) = text.trim().split_once('/').unwrap_or((text.trim(), "auto"));
+    let variant = [Variant::F32, Variant::F16, Variant::CoopMatrix]
+        .into_iter()
+        .find(|x| x.name() == v)
+        .with_context(|| format!("attention variant `{v}`"))?;
+    Ok((variant, k.parse()?))
 }
 
 /// (median, p10) of nanosecond samples, in milliseconds.
@@ -193,7 +215,7 @@ fn bench_attention(
     ctx: &GpuContext,
     c: &AttnCase,
     variant: Variant,
-    coop_wide: bool,
+    kernel: AttentionKernel,
     reps: usize,
 ) -> Result<Value> {
     let (n, b, h, d) = (c.n, c.b, c.h, c.d);
@@ -281,7 +303,7 @@ fn bench_attention(
         capture: None,
     };
     for _ in 0..3 {
-        ops::attention_with(&mut rec, variant, coop_wide, &p, &bufs, n)?;
+        ops::attention_with(&mut rec, variant, kernel, &p, &bufs, n)?;
     }
     rec.submit()?;
     // Timed: outputs poisoned with NaN first, `reps` dispatches each timestamped.
@@ -289,7 +311,7 @@ fn bench_attention(
         .write_buffer(&out, 0, &vec![0xffu8; t * h * d * 4]);
     let mut rec = Recorder::new(ctx).with_profiling(reps as u32);
     for _ in 0..reps {
-        ops::attention_with(&mut rec, variant, coop_wide, &p, &bufs, n)?;
+        ops::attention_with(&mut rec, variant, kernel, &p, &bufs, n)?;
     }
     let (data, passes) = rec.finish_profiled(&[(&out, 0, (t * h * d * 4) as u64)])?;
     let got = to_f32(&data[0]);
@@ -313,18 +335,17 @@ fn bench_attention(
             }
         }
     }
-    let name = if coop_wide {
-        "coop_matrix_wide"
-    } else {
-        variant.name()
-    };
+    let name = variant.name();
     let tol = if variant == Variant::CoopMatrix {
         2e-3
     } else {
         5e-5
     };
     if max_err > tol {
-        bail!("attention N={n} {name}: max error {max_err:.3e} > {tol:.0e}");
+        bail!(
+            "attention N={n} {name} {}: max error {max_err:.3e} > {tol:.0e}",
+            kernel.name()
+        );
     }
     let mut ns: Vec<f64> = passes.iter().map(|p| p.ns).collect();
     if ns.is_empty() {
@@ -335,7 +356,7 @@ fn bench_attention(
 
     Ok(json!({
         "section": "attention", "n": n, "batch": b, "heads": h, "head_dim": d, "rab": c.rab,
-        "variant": name, "median_ms": med, "p10_ms": p10,
+        "variant": name, "kernel": kernel.name(), "median_ms": med, "p10_ms": p10,
         "tflops": flops / (med * 1e-3) / 1e12, "tokens_per_s": t as f64 / (med * 1e-3), "max_err": max_err,
     }))
 }
@@ -537,23 +558,16 @@ fn main() -> Result<()> {
     } else {
         (&[1024, 4096, 8192], 65536, 128)
     };
-    // The experimental wide cooperative form runs beside the default one; its failure is reported,
-    // not fatal.
-    let forms = [
-        (Variant::F32, false),
-        (Variant::F16, false),
-        (Variant::CoopMatrix, false),
-        (Variant::CoopMatrix, true),
-    ];
     for &n in lengths
         .iter()
         .filter(|&&n| !args.retrieval_only && args.lengths.as_ref().is_none_or(|l| l.contains(&n)))
     {
-        for (variant, wide) in forms {
+        for &(variant, kernel) in &args.kernels {
+            // A device per form: the bind-group cache keys on the pipeline label, which does not
+            // name override constants, so two forms of one entry point must not share buffers.
+            let ctx = GpuContext::new()?;
             if let Some(why) = ctx.variant_unsupported(variant) {
-                if !wide {
-                    println!("skip attention {}: {why}", variant.name());
-                }
+                println!("skip attention {} {}: {why}", variant.name(), kernel.name());
                 continue;
             }
             for rab in [false, true] {
@@ -567,22 +581,28 @@ fn main() -> Result<()> {
                     d,
                     rab,
                 };
-                let r = match bench_attention(&ctx, &c, variant, wide, args.reps) {
+                // A named (non-default) form that fails is reported, not fatal.
+                let r = match bench_attention(&ctx, &c, variant, kernel, args.reps) {
                     Ok(r) => r,
-                    Err(e) if wide => {
-                        println!("attention N={n:5} rab={rab:5} coop_matrix_wide FAILED: {e:#}");
+                    Err(e) if kernel != AttentionKernel::Auto => {
+                        println!(
+                            "attention N={n:5} rab={rab:5} {} {} FAILED: {e:#}",
+                            variant.name(),
+                            kernel.name()
+                        );
                         rows.push(json!({
-                            "section": "attention", "n": n, "rab": rab,
-                            "variant": "coop_matrix_wide", "error": format!("{e:#}"),
+                            "section": "attention", "n": n, "rab": rab, "variant": variant.name(),
+                            "kernel": kernel.name(), "error": format!("{e:#}"),
                         }));
                         continue;
                     }
                     Err(e) => return Err(e),
                 };
                 println!(
-                    "attention N={n:5} B={:3} H=4 D={d} rab={rab:5} {:16} {:9.3} ms (p10 {:9.3})  {:7.2} TFLOP/s  err {:.1e}",
+                    "attention N={n:5} B={:3} H=4 D={d} rab={rab:5} {:12} {:28} {:9.3} ms (p10 {:9.3})  {:7.2} TFLOP/s  err {:.1e}",
                     c.b,
                     r["variant"].as_str().unwrap_or("?"),
+                    r["kernel"].as_str().unwrap_or("?"),
                     r["median_ms"].as_f64().unwrap_or(0.0),
                     r["p10_ms"].as_f64().unwrap_or(0.0),
                     r["tflops"].as_f64().unwrap_or(0.0),

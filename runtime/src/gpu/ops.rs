@@ -353,25 +353,187 @@ pub struct AttentionBuffers<'b> {
     pub capture: Option<&'b wgpu::Buffer>,
 }
 
-/// The register-tiled attention `main` with its staging chunks (QC q/k columns, VC keys of v per
-/// step): 32 / 32 (fewest barriers); `HSTU_ATTENTION_CHUNKS=QC,VC` sets others (benchmarks; each in 4, 8, 16, 32).
-fn attention_tiled_key(variant: Variant) -> PipelineKey {
-    let (qc, vc) = std::env::var("HSTU_ATTENTION_CHUNKS")
+/// Which attention kernel a call runs. The runtime passes [`AttentionKernel::Auto`] (the fastest
+/// measured form for the variant and shape); benchmarks name the others to compare them in one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `main_small` for heads <= 32, else [`AttentionKernel::AUTO_TILED`] (f32 / f16 / capture);
+    /// [`AttentionKernel::AUTO_COOP`] for `Variant::CoopMatrix`.
+    Auto,
+    /// `main`: 64 x 64 blocks, S 4 x 4 and O 4 x 8 per invocation; `qc` q/k columns and `vc` keys
+    /// of v staged per step (each in 4, 8, 16, 32).
+    Tiled { qc: u32, vc: u32 },
+    /// `main_big`: 8 `ty` query rows x 64 keys, 16 x `ty` invocations (`ty` in 8, 16), S 8 x 4 and
+    /// O 8 x 8 per invocation; `qc`, `vc` as for `Tiled` (with `ty` = 16: at most 16).
+    Big { ty: u32, qc: u32, vc: u32 },
+    /// Cooperative-matrix `main`: one subgroup per 32 query rows, k and v from global memory.
+    Coop,
+    /// Cooperative-matrix `main_shared`: `nw` subgroups (1, 2, 4) of 32 query rows per workgroup;
+    /// `stage_kv`: k and v blocks copied once into workgroup memory, rows padded by `pad` halves (0, 8).
+    CoopShared { nw: u32, stage_kv: bool, pad: u32 },
+}
+
+impl AttentionKernel {
+    /// The register-tiled form `Auto` picks for heads > 32.
+    pub const AUTO_TILED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
+    /// The cooperative-matrix form `Auto` picks.
+    pub const AUTO_COOP: AttentionKernel = AttentionKernel::Coop;
+
+    /// Short name for tables (`big_ty8_qc32_vc32`, `coop_shared_nw2_stage_pad8`, ...).
+    pub fn name(self) -> String {
+        match self {
+            AttentionKernel::Auto => "auto".into(),
+            AttentionKernel::Tiled { qc, vc } => format!("tiled_qc{qc}_vc{vc}"),
+            AttentionKernel::Big { ty, qc, vc } => format!("big_ty{ty}_qc{qc}_vc{vc}"),
+            AttentionKernel::Coop => "coop".into(),
+            AttentionKernel::CoopShared { nw, stage_kv, pad } => format!(
+                "coop_shared_nw{nw}_{}_pad{pad}",
+                if stage_kv { "stage" } else { "global" }
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = Error;
+
+    /// The inverse of [`AttentionKernel::name`].
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || Error::Input(format!("unknown attention kernel `{text}`"));
+        let fields: Vec<&str> = text.split('_').collect();
+        // The number after `prefix` in the field that starts with it.
+        let num = |prefix: &str| -> Result<u32> {
+            fields
+                .iter()
+                .find_map(|f| f.strip_prefix(prefix).and_then(|x| x.parse().ok()))
+                .ok_or_else(bad)
+        };
+        match fields.first().copied() {
+            Some("auto") => Ok(AttentionKernel::Auto),
+            Some("tiled") => Ok(AttentionKernel::Tiled {
+                qc: num("qc")?,
+                vc: num("vc")?,
+            }),
+            Some("big") => Ok(AttentionKernel::Big {
+                ty: num("ty")?,
+                qc: num("qc")?,
+                vc: num("vc")?,
+            }),
+            Some("coop") if fields.len() == 1 => Ok(AttentionKernel::Coop),
+            Some("coop") if fields.get(1) == Some(&"shared") => Ok(AttentionKernel::CoopShared {
+                nw: num("nw")?,
+                stage_kv: fields.contains(&"stage"),
+                pad: num("pad")?,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// What `Auto` runs for heads > 32: `HSTU_ATTENTION_KERNEL=<name>` (any register-tiled form, for
+/// tests and benchmarks), else `Tiled` with the chunks of `HSTU_ATTENTION_CHUNKS=QC,VC`, else
+/// [`AttentionKernel::AUTO_TILED`].
+fn auto_tiled() -> Result<AttentionKernel> {
+    if let Ok(name) = std::env::var("HSTU_ATTENTION_KERNEL") {
+        return name.parse();
+    }
+    Ok(std::env::var("HSTU_ATTENTION_CHUNKS")
         .ok()
         .and_then(|v| {
             let (a, b) = v.split_once(',')?;
             Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
         })
-        .filter(|&(a, b)| [4, 8, 16, 32].contains(&a) && [4, 8, 16, 32].contains(&b))
-        .unwrap_or((32, 32));
-    PipelineKey::new("hstu_attention", variant, "main")
-        .with("QC", qc as f64)
-        .with("VC", vc as f64)
+        .map_or(AttentionKernel::AUTO_TILED, |(qc, vc)| {
+            AttentionKernel::Tiled { qc, vc }
+        }))
 }
 
 /// Heads small enough for `main_small` (dqk, dv <= 32); `HSTU_ATTENTION_SMALL=0` turns it off (benchmarks).
 fn small_heads(p: &AttentionParams) -> bool {
     p.dqk <= 32 && p.dv <= 32 && std::env::var("HSTU_ATTENTION_SMALL").as_deref() != Ok("0")
+}
+
+const CHUNKS: [u32; 4] = [4, 8, 16, 32];
+
+/// Pipeline key and query rows per workgroup of a register-tiled kernel (`Tiled`, `Big`).
+fn tiled_pipeline(variant: Variant, kernel: AttentionKernel) -> Result<(PipelineKey, usize)> {
+    match kernel {
+        AttentionKernel::Tiled { qc, vc } if CHUNKS.contains(&qc) && CHUNKS.contains(&vc) => Ok((
+            PipelineKey::new("hstu_attention", variant, "main")
+                .with("QC", qc as f64)
+                .with("VC", vc as f64),
+            64,
+        )),
+        AttentionKernel::Big { ty, qc, vc }
+            if (ty == 8 || ty == 16) && CHUNKS.contains(&qc) && CHUNKS.contains(&vc) =>
+        {
+            // The workgroup array of `main_big`: 64 (2 ty + 1) a_ij vec4, then q + k or v.
+            let staging = (qc * (8 * ty + 64) / 4).max(32 * vc);
+            if 64 * (2 * ty + 1) + staging > 3072 {
+                return Err(Error::Input(format!(
+                    "attention {}: tiles exceed 48 KiB of workgroup memory",
+                    kernel.name()
+                )));
+            }
+            Ok((
+                PipelineKey::new("hstu_attention", variant, "main_big")
+                    .with("TY", ty as f64)
+                    .with("QC", qc as f64)
+                    .with("VC", vc as f64),
+                8 * ty as usize,
+            ))
+        }
+        _ => Err(Error::Input(format!(
+            "attention {}: not a register-tiled form for {}",
+            kernel.name(),
+            variant.name()
+        ))),
+    }
+}
+
+/// Pipeline key and query rows per workgroup of a cooperative-matrix kernel.
+fn coop_pipeline(
+    rec: &Recorder,
+    kernel: AttentionKernel,
+    p: &AttentionParams,
+) -> Result<(PipelineKey, usize)> {
+    let sg = rec
+        .ctx
+        .coop_subgroup_size()
+        .ok_or_else(|| Error::Gpu("cooperative matrices need a fixed subgroup size".into()))?;
+    if !p.dqk.is_multiple_of(16) || !p.dv.is_multiple_of(16) || p.dv > 128 {
+        return Err(Error::Input(format!(
+            "coop attention needs dqk, dv multiples of 16 and dv <= 128, got {} / {}",
+            p.dqk, p.dv
+        )));
+    }
+    let key = |entry| {
+        PipelineKey::new("hstu_attention", Variant::CoopMatrix, entry).with("SG", sg as f64)
+    };
+    match kernel {
+        AttentionKernel::Auto | AttentionKernel::Coop => Ok((key("main"), 32)),
+        AttentionKernel::CoopShared { nw, stage_kv, pad }
+            if [1, 2, 4].contains(&nw) && (pad == 0 || pad == 8) =>
+        {
+            if p.dqk > 128 {
+                return Err(Error::Input(format!(
+                    "shared coop attention needs dqk <= 128, got {}",
+                    p.dqk
+                )));
+            }
+            Ok((
+                key("main_shared")
+                    .with("NW", nw as f64)
+                    .with("STAGE_KV", if stage_kv { 1.0 } else { 0.0 })
+                    .with("KV_PAD", pad as f64),
+                32 * nw as usize,
+            ))
+        }
+        _ => Err(Error::Input(format!(
+            "attention {}: not a cooperative-matrix form",
+            kernel.name()
+        ))),
+    }
 }
 
 /// Fused attention over `max_rows = max_b (L_b - q_begin)` query rows per sequence.
@@ -382,15 +544,14 @@ pub fn attention(
     bufs: &AttentionBuffers,
     max_rows: usize,
 ) -> Result<()> {
-    attention_with(rec, variant, false, p, bufs, max_rows)
+    attention_with(rec, variant, AttentionKernel::Auto, p, bufs, max_rows)
 }
 
-/// [`attention`]; `coop_wide` picks the experimental wide cooperative form (`main_wide`: 4 subgroups
-/// per workgroup, 64 query rows, k/v blocks staged in workgroup memory) for `Variant::CoopMatrix`.
+/// [`attention`] with the kernel named (`Auto` = what [`attention`] runs).
 pub fn attention_with(
     rec: &mut Recorder,
     variant: Variant,
-    coop_wide: bool,
+    kernel: AttentionKernel,
     p: &AttentionParams,
     bufs: &AttentionBuffers,
     max_rows: usize,
@@ -404,49 +565,23 @@ pub fn attention_with(
         (6, whole(bufs.times)),
         (7, whole(bufs.out)),
     ];
-    let (key, bq) = match variant {
-        Variant::CoopMatrix => {
-            let sg = rec.ctx.coop_subgroup_size().ok_or_else(|| {
-                Error::Gpu("cooperative matrices need a fixed subgroup size".into())
-            })?;
-            if !p.dqk.is_multiple_of(16) || !p.dv.is_multiple_of(16) || p.dv > 128 {
-                return Err(Error::Input(format!(
-                    "coop attention needs dqk, dv multiples of 16 and dv <= 128, got {} / {}",
-                    p.dqk, p.dv
-                )));
-            }
-            let entry = if coop_wide { "main_wide" } else { "main" };
-            let key = PipelineKey::new("hstu_attention", variant, entry).with("SG", sg as f64);
-            if coop_wide && p.dqk > 128 {
-                return Err(Error::Input(format!(
-                    "wide coop attention needs dqk <= 128, got {}",
-                    p.dqk
-                )));
-            }
-            (key, if coop_wide { 64 } else { 32 })
+    if variant == Variant::Capture {
+        let c = bufs
+            .capture
+            .ok_or_else(|| Error::Input("capture attention without a capture buffer".into()))?;
+        if p.batch != 1 {
+            return Err(Error::Input("capture attention runs one sequence".into()));
         }
-        Variant::Capture => {
-            let c = bufs
-                .capture
-                .ok_or_else(|| Error::Input("capture attention without a capture buffer".into()))?;
-            if p.batch != 1 {
-                return Err(Error::Input("capture attention runs one sequence".into()));
-            }
-            list.push((8, whole(c)));
-            if small_heads(p) {
-                (
-                    PipelineKey::new("hstu_attention", variant, "main_small"),
-                    32,
-                )
-            } else {
-                (attention_tiled_key(variant), 64)
-            }
-        }
-        _ if small_heads(p) => (
+        list.push((8, whole(c)));
+    }
+    let (key, bq) = match (variant, kernel) {
+        (Variant::CoopMatrix, _) => coop_pipeline(rec, kernel, p)?,
+        (_, AttentionKernel::Auto) if small_heads(p) => (
             PipelineKey::new("hstu_attention", variant, "main_small"),
             32,
         ),
-        _ => (attention_tiled_key(variant), 64),
+        (_, AttentionKernel::Auto) => tiled_pipeline(variant, auto_tiled()?)?,
+        _ => tiled_pipeline(variant, kernel)?,
     };
     let grid = (groups(max_rows.max(1), bq), p.heads, p.batch);
     rec.dispatch(&key, p, list, grid)

@@ -1,6 +1,6 @@
 // hstu_attention: out[b, i, h, :] = sum_j valid(i, j) * silu(alpha * q_i . k_j + rab_ij) / n * v_j over jagged sequences (spec sections 1, 5, 6), tiled flash-style: never an N x N matrix in memory (CAPTURE: also writes a_ij for batch 1).
 // bindings: 0 params (uniform), 1 meta u32 [seq_offsets B+1 | num_targets B | bucket thresholds buckets+1], 2 q, 3 k, 4 v (elem, rows of q_stride/k_stride/v_stride, head h at column offset + h*d), 5 rab_w f32 [pos_w 2N-1 | ts_w buckets+1], 6 times i32 [t_next T | t_key T], 7 out f32 [.., out_stride], (CAPTURE: 8 capture f32 [H, L, L]).
-// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_wide: BQ = 64 and 4 subgroups; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
+// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_shared: BQ = 32 NW and NW subgroups; main_big (not COOP): BQ = 8 TY and 16 x TY invocations; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
 
 struct Params {
     batch: u32,
@@ -314,134 +314,189 @@ fn coop_key_blocks(i0: u32, i1: u32, u: u32) -> vec3<u32> {
     return vec3<u32>(history_blocks, first, count);
 }
 
-// Wide form `main_wide` (experimental, not the default): 4 subgroups per workgroup own 64 query
-// rows (16 each); a 32-key block of k and v is staged once in workgroup memory for all four, each
-// subgroup keeps its q fragments in registers and 16 x 128 outputs in 8 accumulators.
+// Shared form `main_shared`: NW subgroups per workgroup (NW in {1, 2, 4}), each owning 32 query
+// rows x 128 value columns in 2 x 8 f32 accumulators as `main` does. With STAGE_KV the 32-key block
+// of k and v is copied once per workgroup into workgroup memory (fragment loads from global memory,
+// fragment stores, rows padded by KV_PAD halves) and every subgroup reads it there; without, each
+// subgroup reads k and v from global memory. Scores and a_ij of a subgroup go through its own tiles,
+// rows padded to 40 (conflict-free fragment stores); blocks inside the history skip the mask.
+override NW: u32 = 2u;
+override STAGE_KV: bool = true;
+override KV_PAD: u32 = 8u;
+const SH_STRIDE: u32 = 40u; // f32 scores / f16 a_ij per tile row: 32 keys + 8
 
-var<workgroup> wk_tile: array<f16, 4096>; // [32 keys][dqk] k block
-var<workgroup> wv_tile: array<f16, 4096>; // [32 keys][dv] v block
-var<workgroup> ws_tile: array<f32, 2048>; // [4 subgroups][16 rows][32 keys] scores, then 16 x 16 output tiles
-var<workgroup> wp_tile: array<f16, 2048>; // [4 subgroups][16 rows][32 keys] a_ij
+var<workgroup> sh_k: array<f16, 4352>; // [32 keys][dqk + KV_PAD], dqk + KV_PAD <= 136
+var<workgroup> sh_v: array<f16, 4352>; // [32 keys][dv + KV_PAD]
+var<workgroup> sh_s: array<f32, 5120>; // [NW][32 rows][SH_STRIDE] scores, then 16 x 16 output tiles
+var<workgroup> sh_p: array<f16, 5120>; // [NW][32 rows][SH_STRIDE] a_ij
 
-fn wide_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0: u32, sg: u32, lane: u32) {
-    let base = sg * 512u;
+fn shared_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0: u32, base: u32, lane: u32) {
     let tile_stride = 16u;
-    coopStoreT(acc, &ws_tile[base], tile_stride);
+    coopStoreT(acc, &sh_s[base], tile_stride);
     workgroupBarrier();
     for (var e = lane; e < 256u; e += SG) {
         let i = row0 + e / 16u;
         let col = col0 + e % 16u;
         if (i < seq.len && col < params.dv) {
-            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = ws_tile[base + e];
+            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = sh_s[base + e];
         }
     }
     workgroupBarrier();
 }
 
-@compute @workgroup_size(4 * SG)
-fn main_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+// Copy fragment f (rows 16 (f % 2) .., dims 16 (f / 2) ..) of the k block at j0 into sh_k.
+fn stage_k(f: u32, seq: Sequence, h: u32, j0: u32) {
+    let ks = params.k_stride;
+    let kst = params.dqk + KV_PAD;
+    let src = (seq.start + j0 + 16u * (f % 2u)) * ks + params.k_offset + h * params.dqk + (f / 2u) * 16u;
+    let dst = 16u * (f % 2u) * kst + (f / 2u) * 16u;
+    let m = coopLoad<coop_mat16x16<f16, B>>(&k[src], ks);
+    coopStore(m, &sh_k[dst], kst);
+}
+
+// Copy fragment f (keys 16 (f % 2) .., columns 16 (f / 2) ..) of the v block at j0 into sh_v.
+fn stage_v(f: u32, seq: Sequence, h: u32, j0: u32) {
+    let vs = params.v_stride;
+    let vst = params.dv + KV_PAD;
+    let src = (seq.start + j0 + 16u * (f % 2u)) * vs + params.v_offset + h * params.dv + (f / 2u) * 16u;
+    let dst = 16u * (f % 2u) * vst + (f / 2u) * 16u;
+    let m = coopLoadT<coop_mat16x16<f16, B>>(&v[src], vs);
+    coopStoreT(m, &sh_v[dst], vst);
+}
+
+// Rows 16 half .. of value columns 16 vt .. of the key block at j0, from sh_v (STAGE_KV) or v.
+fn pv_operand(vt: u32, half: u32, seq: Sequence, h: u32, j0: u32) -> coop_mat16x16<f16, B> {
+    if (STAGE_KV) {
+        let vst = params.dv + KV_PAD;
+        let x = 16u * half * vst + vt * 16u;
+        return coopLoadT<coop_mat16x16<f16, B>>(&sh_v[x], vst);
+    }
+    let vs = params.v_stride;
+    let x = (seq.start + j0 + 16u * half) * vs + params.v_offset + h * params.dv + vt * 16u;
+    return coopLoadT<coop_mat16x16<f16, B>>(&v[x], vs);
+}
+
+// Rows 16 half .. of the key block at j0, dims c0 .. c0 + 15, from sh_k (STAGE_KV) or k.
+fn qk_operand(c0: u32, half: u32, seq: Sequence, h: u32, j0: u32) -> coop_mat16x16<f16, B> {
+    if (STAGE_KV) {
+        let kst = params.dqk + KV_PAD;
+        let x = 16u * half * kst + c0;
+        return coopLoad<coop_mat16x16<f16, B>>(&sh_k[x], kst);
+    }
+    let ks = params.k_stride;
+    let x = (seq.start + j0 + 16u * half) * ks + params.k_offset + h * params.dqk + c0;
+    return coopLoad<coop_mat16x16<f16, B>>(&k[x], ks);
+}
+
+@compute @workgroup_size(NW * SG)
+fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let b = wid.z;
     let h = wid.y;
     let seq = sequence(b);
     let sg = li / SG;
     let lane = li % SG;
-    let i0 = params.q_begin + wid.x * 64u;
-    let i1 = clamp(seq.len, i0, i0 + 64u);
-    let r0 = i0 + 16u * sg;
-    let blocks = coop_key_blocks(i0, i1, seq.history);
-    let total_blocks = select(0u, blocks.x + blocks.z, i1 > i0);
+    let w0 = params.q_begin + wid.x * 32u * NW;
+    // No early return: cooperative operations need uniform control flow, so an idle workgroup runs zero blocks.
+    let w1 = clamp(seq.len, w0, w0 + 32u * NW);
+    let blocks = coop_key_blocks(w0, w1, seq.history);
+    let total_blocks = select(0u, blocks.x + blocks.z, w1 > w0);
+    let i0 = w0 + 32u * sg; // this subgroup's rows [i0, i0 + 32)
     let qs = params.q_stride;
-    let dqk = params.dqk;
-    let dv = params.dv;
-    let tiles = dv / 16u;
-    let kt = dqk / 16u;
-    let iq = (seq.start + r0) * qs + params.q_offset + h * dqk;
-    var q0 = coop_mat16x16<f16, A>(); var q1 = coop_mat16x16<f16, A>();
-    var q2 = coop_mat16x16<f16, A>(); var q3 = coop_mat16x16<f16, A>();
-    var q4 = coop_mat16x16<f16, A>(); var q5 = coop_mat16x16<f16, A>();
-    var q6 = coop_mat16x16<f16, A>(); var q7 = coop_mat16x16<f16, A>();
-    if (kt > 0u) { let x = iq; q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 1u) { let x = iq + 16u; q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 2u) { let x = iq + 32u; q2 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 3u) { let x = iq + 48u; q3 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 4u) { let x = iq + 64u; q4 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 5u) { let x = iq + 80u; q5 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 6u) { let x = iq + 96u; q6 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    if (kt > 7u) { let x = iq + 112u; q7 = coopLoadT<coop_mat16x16<f16, A>>(&q[x], qs); }
-    var o0 = coop_mat16x16<f32, C>(); var o1 = coop_mat16x16<f32, C>();
-    var o2 = coop_mat16x16<f32, C>(); var o3 = coop_mat16x16<f32, C>();
-    var o4 = coop_mat16x16<f32, C>(); var o5 = coop_mat16x16<f32, C>();
-    var o6 = coop_mat16x16<f32, C>(); var o7 = coop_mat16x16<f32, C>();
-    let sbase = sg * 512u;
-    let p_stride = 32u;
+    let tiles = params.dv / 16u;
+    let kf = 2u * (params.dqk / 16u);
+    let vf = 2u * tiles;
+    let sbase = sg * 32u * SH_STRIDE;
+    let st00 = sbase;
+    let st01 = sbase + 16u;
+    let st10 = sbase + 16u * SH_STRIDE;
+    let st11 = st10 + 16u;
+    let tile_stride = SH_STRIDE;
+    var o00 = coop_mat16x16<f32, C>(); var o10 = coop_mat16x16<f32, C>();
+    var o01 = coop_mat16x16<f32, C>(); var o11 = coop_mat16x16<f32, C>();
+    var o02 = coop_mat16x16<f32, C>(); var o12 = coop_mat16x16<f32, C>();
+    var o03 = coop_mat16x16<f32, C>(); var o13 = coop_mat16x16<f32, C>();
+    var o04 = coop_mat16x16<f32, C>(); var o14 = coop_mat16x16<f32, C>();
+    var o05 = coop_mat16x16<f32, C>(); var o15 = coop_mat16x16<f32, C>();
+    var o06 = coop_mat16x16<f32, C>(); var o16 = coop_mat16x16<f32, C>();
+    var o07 = coop_mat16x16<f32, C>(); var o17 = coop_mat16x16<f32, C>();
     for (var t = 0u; t < total_blocks; t++) {
         let j0 = select((blocks.y + t - blocks.x) * 32u, t * 32u, t < blocks.x);
-        workgroupBarrier();
-        // Stage the block's 32 keys of k and v (zeros past the sequence).
-        for (var e = li; e < 32u * dqk; e += 4u * SG) {
-            let j = j0 + e / dqk;
-            var x = f16(0.0);
-            if (j < seq.len) {
-                x = k[(seq.start + j) * params.k_stride + params.k_offset + h * dqk + e % dqk];
+        if (STAGE_KV) {
+            // Every subgroup copies fragments sg, sg + NW, ..: a uniform loop, the index clamped
+            // (a duplicate copies the same data to the same place).
+            workgroupBarrier();
+            for (var f = 0u; f < kf; f += NW) {
+                stage_k(min(f + sg, kf - 1u), seq, h, j0);
             }
-            wk_tile[e] = x;
-        }
-        for (var e = li; e < 32u * dv; e += 4u * SG) {
-            let j = j0 + e / dv;
-            var x = f16(0.0);
-            if (j < seq.len) {
-                x = v[(seq.start + j) * params.v_stride + params.v_offset + h * dv + e % dv];
+            for (var f = 0u; f < vf; f += NW) {
+                stage_v(min(f + sg, vf - 1u), seq, h, j0);
             }
-            wv_tile[e] = x;
+            workgroupBarrier();
         }
+        var s00 = coop_mat16x16<f32, C>();
+        var s01 = coop_mat16x16<f32, C>();
+        var s10 = coop_mat16x16<f32, C>();
+        var s11 = coop_mat16x16<f32, C>();
+        for (var c0 = 0u; c0 < params.dqk; c0 += 16u) {
+            let iq0 = (seq.start + i0) * qs + params.q_offset + h * params.dqk + c0;
+            let iq1 = iq0 + 16u * qs;
+            let q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq0], qs);
+            let q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq1], qs);
+            let k0 = qk_operand(c0, 0u, seq, h, j0);
+            let k1 = qk_operand(c0, 1u, seq, h, j0);
+            s00 = coopMultiplyAdd(q0, k0, s00);
+            s01 = coopMultiplyAdd(q0, k1, s01);
+            s10 = coopMultiplyAdd(q1, k0, s10);
+            s11 = coopMultiplyAdd(q1, k1, s11);
+        }
+        coopStoreT(s00, &sh_s[st00], tile_stride);
+        coopStoreT(s01, &sh_s[st01], tile_stride);
+        coopStoreT(s10, &sh_s[st10], tile_stride);
+        coopStoreT(s11, &sh_s[st11], tile_stride);
         workgroupBarrier();
-        var s0 = coop_mat16x16<f32, C>();
-        var s1 = coop_mat16x16<f32, C>();
-        let kb1 = 16u * dqk;
-        if (kt > 0u) { let x0 = 0u; let x1 = kb1; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q0, k0, s0); s1 = coopMultiplyAdd(q0, k1, s1); }
-        if (kt > 1u) { let x0 = 16u; let x1 = kb1 + 16u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q1, k0, s0); s1 = coopMultiplyAdd(q1, k1, s1); }
-        if (kt > 2u) { let x0 = 32u; let x1 = kb1 + 32u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q2, k0, s0); s1 = coopMultiplyAdd(q2, k1, s1); }
-        if (kt > 3u) { let x0 = 48u; let x1 = kb1 + 48u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q3, k0, s0); s1 = coopMultiplyAdd(q3, k1, s1); }
-        if (kt > 4u) { let x0 = 64u; let x1 = kb1 + 64u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q4, k0, s0); s1 = coopMultiplyAdd(q4, k1, s1); }
-        if (kt > 5u) { let x0 = 80u; let x1 = kb1 + 80u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q5, k0, s0); s1 = coopMultiplyAdd(q5, k1, s1); }
-        if (kt > 6u) { let x0 = 96u; let x1 = kb1 + 96u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q6, k0, s0); s1 = coopMultiplyAdd(q6, k1, s1); }
-        if (kt > 7u) { let x0 = 112u; let x1 = kb1 + 112u; let k0 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x0], dqk); let k1 = coopLoad<coop_mat16x16<f16, B>>(&wk_tile[x1], dqk); s0 = coopMultiplyAdd(q7, k0, s0); s1 = coopMultiplyAdd(q7, k1, s1); }
-        let st0 = sbase;
-        let st1 = sbase + 16u;
-        coopStoreT(s0, &ws_tile[st0], p_stride);
-        coopStoreT(s1, &ws_tile[st1], p_stride);
-        workgroupBarrier();
-        for (var e = lane; e < 512u; e += SG) {
-            let i = r0 + e / 32u;
-            let j = j0 + e % 32u;
+        let fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + 32u <= min(w0, seq.history);
+        for (var e = lane; e < 1024u; e += SG) {
+            let r = e / 32u;
+            let c = e % 32u;
+            let s = sh_s[sbase + r * SH_STRIDE + c];
             var w = 0.0;
-            if (i < seq.len && j < seq.len) {
-                w = attention_weight(ws_tile[sbase + e], i, j, seq.history, seq.start);
+            if (fast) {
+                let x = params.alpha * s;
+                w = x / (1.0 + exp(-x)) * params.inv_n;
+            } else {
+                let i = i0 + r;
+                let j = j0 + c;
+                if (i < seq.len && j < seq.len) {
+                    w = attention_weight(s, i, j, seq.history, seq.start);
+                }
             }
-            wp_tile[sbase + e] = f16(w);
+            sh_p[sbase + r * SH_STRIDE + c] = f16(w);
         }
         workgroupBarrier();
-        let p0 = coopLoadT<coop_mat16x16<f16, A>>(&wp_tile[st0], p_stride);
-        let p1 = coopLoadT<coop_mat16x16<f16, A>>(&wp_tile[st1], p_stride);
-        let vb1 = 16u * dv;
-        if (tiles > 0u) { let x0 = 0u; let x1 = vb1; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o0 = coopMultiplyAdd(p0, v0, o0); o0 = coopMultiplyAdd(p1, v1, o0); }
-        if (tiles > 1u) { let x0 = 16u; let x1 = vb1 + 16u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o1 = coopMultiplyAdd(p0, v0, o1); o1 = coopMultiplyAdd(p1, v1, o1); }
-        if (tiles > 2u) { let x0 = 32u; let x1 = vb1 + 32u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o2 = coopMultiplyAdd(p0, v0, o2); o2 = coopMultiplyAdd(p1, v1, o2); }
-        if (tiles > 3u) { let x0 = 48u; let x1 = vb1 + 48u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o3 = coopMultiplyAdd(p0, v0, o3); o3 = coopMultiplyAdd(p1, v1, o3); }
-        if (tiles > 4u) { let x0 = 64u; let x1 = vb1 + 64u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o4 = coopMultiplyAdd(p0, v0, o4); o4 = coopMultiplyAdd(p1, v1, o4); }
-        if (tiles > 5u) { let x0 = 80u; let x1 = vb1 + 80u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o5 = coopMultiplyAdd(p0, v0, o5); o5 = coopMultiplyAdd(p1, v1, o5); }
-        if (tiles > 6u) { let x0 = 96u; let x1 = vb1 + 96u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o6 = coopMultiplyAdd(p0, v0, o6); o6 = coopMultiplyAdd(p1, v1, o6); }
-        if (tiles > 7u) { let x0 = 112u; let x1 = vb1 + 112u; let v0 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x0], dv); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&wv_tile[x1], dv); o7 = coopMultiplyAdd(p0, v0, o7); o7 = coopMultiplyAdd(p1, v1, o7); }
+        let p00 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st00], tile_stride);
+        let p01 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st01], tile_stride);
+        let p10 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st10], tile_stride);
+        let p11 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st11], tile_stride);
+        if (tiles > 0u) { let v0 = pv_operand(0u, 0u, seq, h, j0); let v1 = pv_operand(0u, 1u, seq, h, j0); o00 = coopMultiplyAdd(p00, v0, o00); o00 = coopMultiplyAdd(p01, v1, o00); o10 = coopMultiplyAdd(p10, v0, o10); o10 = coopMultiplyAdd(p11, v1, o10); }
+        if (tiles > 1u) { let v0 = pv_operand(1u, 0u, seq, h, j0); let v1 = pv_operand(1u, 1u, seq, h, j0); o01 = coopMultiplyAdd(p00, v0, o01); o01 = coopMultiplyAdd(p01, v1, o01); o11 = coopMultiplyAdd(p10, v0, o11); o11 = coopMultiplyAdd(p11, v1, o11); }
+        if (tiles > 2u) { let v0 = pv_operand(2u, 0u, seq, h, j0); let v1 = pv_operand(2u, 1u, seq, h, j0); o02 = coopMultiplyAdd(p00, v0, o02); o02 = coopMultiplyAdd(p01, v1, o02); o12 = coopMultiplyAdd(p10, v0, o12); o12 = coopMultiplyAdd(p11, v1, o12); }
+        if (tiles > 3u) { let v0 = pv_operand(3u, 0u, seq, h, j0); let v1 = pv_operand(3u, 1u, seq, h, j0); o03 = coopMultiplyAdd(p00, v0, o03); o03 = coopMultiplyAdd(p01, v1, o03); o13 = coopMultiplyAdd(p10, v0, o13); o13 = coopMultiplyAdd(p11, v1, o13); }
+        if (tiles > 4u) { let v0 = pv_operand(4u, 0u, seq, h, j0); let v1 = pv_operand(4u, 1u, seq, h, j0); o04 = coopMultiplyAdd(p00, v0, o04); o04 = coopMultiplyAdd(p01, v1, o04); o14 = coopMultiplyAdd(p10, v0, o14); o14 = coopMultiplyAdd(p11, v1, o14); }
+        if (tiles > 5u) { let v0 = pv_operand(5u, 0u, seq, h, j0); let v1 = pv_operand(5u, 1u, seq, h, j0); o05 = coopMultiplyAdd(p00, v0, o05); o05 = coopMultiplyAdd(p01, v1, o05); o15 = coopMultiplyAdd(p10, v0, o15); o15 = coopMultiplyAdd(p11, v1, o15); }
+        if (tiles > 6u) { let v0 = pv_operand(6u, 0u, seq, h, j0); let v1 = pv_operand(6u, 1u, seq, h, j0); o06 = coopMultiplyAdd(p00, v0, o06); o06 = coopMultiplyAdd(p01, v1, o06); o16 = coopMultiplyAdd(p10, v0, o16); o16 = coopMultiplyAdd(p11, v1, o16); }
+        if (tiles > 7u) { let v0 = pv_operand(7u, 0u, seq, h, j0); let v1 = pv_operand(7u, 1u, seq, h, j0); o07 = coopMultiplyAdd(p00, v0, o07); o07 = coopMultiplyAdd(p01, v1, o07); o17 = coopMultiplyAdd(p10, v0, o17); o17 = coopMultiplyAdd(p11, v1, o17); }
+        workgroupBarrier();
     }
-    workgroupBarrier();
-    if (tiles > 0u) { wide_store(o0, seq, h, r0, 0u, sg, lane); }
-    if (tiles > 1u) { wide_store(o1, seq, h, r0, 16u, sg, lane); }
-    if (tiles > 2u) { wide_store(o2, seq, h, r0, 32u, sg, lane); }
-    if (tiles > 3u) { wide_store(o3, seq, h, r0, 48u, sg, lane); }
-    if (tiles > 4u) { wide_store(o4, seq, h, r0, 64u, sg, lane); }
-    if (tiles > 5u) { wide_store(o5, seq, h, r0, 80u, sg, lane); }
-    if (tiles > 6u) { wide_store(o6, seq, h, r0, 96u, sg, lane); }
-    if (tiles > 7u) { wide_store(o7, seq, h, r0, 112u, sg, lane); }
+    let r0 = i0;
+    let r1 = i0 + 16u;
+    if (tiles > 0u) { shared_store(o00, seq, h, r0, 0u, sbase, lane); shared_store(o10, seq, h, r1, 0u, sbase, lane); }
+    if (tiles > 1u) { shared_store(o01, seq, h, r0, 16u, sbase, lane); shared_store(o11, seq, h, r1, 16u, sbase, lane); }
+    if (tiles > 2u) { shared_store(o02, seq, h, r0, 32u, sbase, lane); shared_store(o12, seq, h, r1, 32u, sbase, lane); }
+    if (tiles > 3u) { shared_store(o03, seq, h, r0, 48u, sbase, lane); shared_store(o13, seq, h, r1, 48u, sbase, lane); }
+    if (tiles > 4u) { shared_store(o04, seq, h, r0, 64u, sbase, lane); shared_store(o14, seq, h, r1, 64u, sbase, lane); }
+    if (tiles > 5u) { shared_store(o05, seq, h, r0, 80u, sbase, lane); shared_store(o15, seq, h, r1, 80u, sbase, lane); }
+    if (tiles > 6u) { shared_store(o06, seq, h, r0, 96u, sbase, lane); shared_store(o16, seq, h, r1, 96u, sbase, lane); }
+    if (tiles > 7u) { shared_store(o07, seq, h, r0, 112u, sbase, lane); shared_store(o17, seq, h, r1, 112u, sbase, lane); }
 }
 
 @compute @workgroup_size(SG)
@@ -690,6 +745,192 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         store_out(o1l, r + 1u, c_lo, seq, h); store_out(o1h, r + 1u, c_hi, seq, h);
         store_out(o2l, r + 2u, c_lo, seq, h); store_out(o2h, r + 2u, c_hi, seq, h);
         store_out(o3l, r + 3u, c_lo, seq, h); store_out(o3h, r + 3u, c_hi, seq, h);
+    }
+}
+
+// Large register-tiled path `main_big`: BQ = 8 TY query rows x BK = 64 keys per step, 16 x TY
+// invocations (TY in {8, 16}). Invocation (tx, ty) owns rows 8 ty .. 8 ty + 7: S for keys
+// tx + 16 m (m < 4, k staged with that permutation so one vec4 read serves all four), O for value
+// columns 4 tx and 64 + 4 tx of a 128-column chunk (8 x 8 accumulators, every one a named vec4).
+// a_ij rows are padded by one vec4 (conflict-free vec4 writes); q / k columns staged QC at a time,
+// v keys VC at a time; every tile lives in one workgroup array (QC, VC as in `main`, with
+// 64 (BQ / 4 + 1) + max(QC (BQ + 64), 128 VC) / 4 <= 3072).
+override TY: u32 = 8u;
+const BIG_BK: u32 = 64u;
+
+var<workgroup> big_tile: array<vec4<f32>, 3072>; // [a_ij: BK][BQ / 4 + 1] | [q: QC][BQ] [k: QC][BK] or [v: VC][128]
+
+// silu(alpha s) / n of 4 scores (every (row, key) valid: the interior of the history).
+fn interior_weights(s: vec4<f32>) -> vec4<f32> {
+    let x = params.alpha * s;
+    return x / (vec4<f32>(1.0) + exp(-x)) * params.inv_n;
+}
+
+// Weights of row i against keys j, j + 16, j + 32, j + 48 (masks, rab and capture as weight_at).
+fn strided_weights(s: vec4<f32>, i: u32, j: u32, seq: Sequence, h: u32) -> vec4<f32> {
+    return vec4<f32>(weight_at(s.x, i, j, seq, h), weight_at(s.y, i, j + 16u, seq, h),
+        weight_at(s.z, i, j + 32u, seq, h), weight_at(s.w, i, j + 48u, seq, h));
+}
+
+fn big_weights(s: vec4<f32>, fast: bool, i: u32, j: u32, seq: Sequence, h: u32) -> vec4<f32> {
+    if (fast) {
+        return interior_weights(s);
+    }
+    return strided_weights(s, i, j, seq, h);
+}
+
+// a_ij of rows 8 ty + 4 half .. + 3 for key slot `key`, 4 rows per vec4 (component m of each row's vector).
+fn put_big(key: u32, pp: u32, ty: u32, half: u32, w: vec4<f32>) {
+    big_tile[key * pp + ty * 2u + half] = w;
+}
+
+@compute @workgroup_size(16, TY)
+fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tx = lid.x;
+    let ty = lid.y;
+    let nt = 16u * TY;
+    let bq = 8u * TY;
+    let li = ty * 16u + tx;
+    let b = wid.z;
+    let h = wid.y;
+    let seq = sequence(b);
+    let i0 = params.q_begin + wid.x * bq;
+    if (i0 >= seq.len) {
+        return;
+    }
+    let i1 = min(i0 + bq, seq.len);
+    let q_col = params.q_offset + h * params.dqk;
+    let k_col = params.k_offset + h * params.dqk;
+    let v_col = params.v_offset + h * params.dv;
+    let pp = bq / 4u + 1u;            // vec4 per a_ij row (one of padding)
+    let stage = BIG_BK * pp;          // first vec4 of the staging area
+    let q_floats = stage * 4u;        // q tile [QC][bq] as floats
+    let k_floats = q_floats + QC * bq; // k tile [QC][64] as floats, key j at (j % 16) 4 + j / 16
+    let k_vec = k_floats / 4u;
+    // Staging assignment: q row li % bq, columns (li / bq) QC / 2 ..; k key li % 64, columns (li / 64) kper ..
+    let q_row = li % bq;
+    let q_per = QC * bq / nt;
+    let q_c = (li / bq) * q_per;
+    let k_key = li % BIG_BK;
+    let k_per = QC * BIG_BK / nt;
+    let k_c = (li / BIG_BK) * k_per;
+    let k_slot = (k_key % 16u) * 4u + k_key / 16u;
+    let row0 = i0 + ty * 8u;
+    for (var dv0 = 0u; dv0 < params.dv; dv0 += 128u) {
+        var o0l = vec4<f32>(0.0); var o0h = vec4<f32>(0.0);
+        var o1l = vec4<f32>(0.0); var o1h = vec4<f32>(0.0);
+        var o2l = vec4<f32>(0.0); var o2h = vec4<f32>(0.0);
+        var o3l = vec4<f32>(0.0); var o3h = vec4<f32>(0.0);
+        var o4l = vec4<f32>(0.0); var o4h = vec4<f32>(0.0);
+        var o5l = vec4<f32>(0.0); var o5h = vec4<f32>(0.0);
+        var o6l = vec4<f32>(0.0); var o6h = vec4<f32>(0.0);
+        var o7l = vec4<f32>(0.0); var o7h = vec4<f32>(0.0);
+        for (var j0 = 0u; j0 < i1; j0 += BIG_BK) {
+            if (!key_block_needed(j0, BIG_BK, i0, i1, seq.history)) {
+                continue;
+            }
+            var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0);
+            var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
+            var s4 = vec4<f32>(0.0); var s5 = vec4<f32>(0.0);
+            var s6 = vec4<f32>(0.0); var s7 = vec4<f32>(0.0);
+            for (var c0 = 0u; c0 < params.dqk; c0 += QC) {
+                workgroupBarrier();
+                let qi = i0 + q_row;
+                for (var t = 0u; t < q_per; t++) {
+                    let cc = c0 + q_c + t;
+                    let x = load_elem((seq.start + qi) * params.q_stride + q_col + cc, qi < seq.len && cc < params.dqk, 0u);
+                    let f = q_floats + (q_c + t) * bq + q_row;
+                    big_tile[f / 4u][f % 4u] = x;
+                }
+                let kj = j0 + k_key;
+                for (var t = 0u; t < k_per; t++) {
+                    let cc = c0 + k_c + t;
+                    let x = load_elem((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
+                    let f = k_floats + (k_c + t) * BIG_BK + k_slot;
+                    big_tile[f / 4u][f % 4u] = x;
+                }
+                workgroupBarrier();
+                for (var cc = 0u; cc < QC; cc++) {
+                    let qa = big_tile[stage + cc * (bq / 4u) + ty * 2u];
+                    let qb = big_tile[stage + cc * (bq / 4u) + ty * 2u + 1u];
+                    let kk = big_tile[k_vec + cc * 16u + tx];
+                    s0 = fma(vec4<f32>(qa.x), kk, s0);
+                    s1 = fma(vec4<f32>(qa.y), kk, s1);
+                    s2 = fma(vec4<f32>(qa.z), kk, s2);
+                    s3 = fma(vec4<f32>(qa.w), kk, s3);
+                    s4 = fma(vec4<f32>(qb.x), kk, s4);
+                    s5 = fma(vec4<f32>(qb.y), kk, s5);
+                    s6 = fma(vec4<f32>(qb.z), kk, s6);
+                    s7 = fma(vec4<f32>(qb.w), kk, s7);
+                }
+            }
+            // Every (row, key) of the block valid and unbiased: the plain formula, no per-score mask.
+            var fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + BIG_BK <= min(i0, seq.history);
+//#if CAPTURE
+            fast = false;
+//#endif
+            let jb = j0 + tx;
+            let w0 = big_weights(s0, fast, row0, jb, seq, h);
+            let w1 = big_weights(s1, fast, row0 + 1u, jb, seq, h);
+            let w2 = big_weights(s2, fast, row0 + 2u, jb, seq, h);
+            let w3 = big_weights(s3, fast, row0 + 3u, jb, seq, h);
+            let w4 = big_weights(s4, fast, row0 + 4u, jb, seq, h);
+            let w5 = big_weights(s5, fast, row0 + 5u, jb, seq, h);
+            let w6 = big_weights(s6, fast, row0 + 6u, jb, seq, h);
+            let w7 = big_weights(s7, fast, row0 + 7u, jb, seq, h);
+            // The a_ij rows are free: the previous block's reads precede this block's barriers above.
+            put_big(tx, pp, ty, 0u, vec4<f32>(w0.x, w1.x, w2.x, w3.x));
+            put_big(tx, pp, ty, 1u, vec4<f32>(w4.x, w5.x, w6.x, w7.x));
+            put_big(tx + 16u, pp, ty, 0u, vec4<f32>(w0.y, w1.y, w2.y, w3.y));
+            put_big(tx + 16u, pp, ty, 1u, vec4<f32>(w4.y, w5.y, w6.y, w7.y));
+            put_big(tx + 32u, pp, ty, 0u, vec4<f32>(w0.z, w1.z, w2.z, w3.z));
+            put_big(tx + 32u, pp, ty, 1u, vec4<f32>(w4.z, w5.z, w6.z, w7.z));
+            put_big(tx + 48u, pp, ty, 0u, vec4<f32>(w0.w, w1.w, w2.w, w3.w));
+            put_big(tx + 48u, pp, ty, 1u, vec4<f32>(w4.w, w5.w, w6.w, w7.w));
+            for (var kc = 0u; kc < BIG_BK; kc += VC) {
+                // VC keys x 128 value columns over the q / k staging area (after every S read of it).
+                workgroupBarrier();
+                for (var e = li; e < VC * 32u; e += nt) {
+                    let col = dv0 + (e % 32u) * 4u;
+                    let j = j0 + kc + e / 32u;
+                    let vbase = (seq.start + j) * params.v_stride + v_col + col;
+                    let ok = j < seq.len;
+                    big_tile[stage + e] = vec4<f32>(
+                        load_elem(vbase, ok && col < params.dv, 2u),
+                        load_elem(vbase + 1u, ok && col + 1u < params.dv, 2u),
+                        load_elem(vbase + 2u, ok && col + 2u < params.dv, 2u),
+                        load_elem(vbase + 3u, ok && col + 3u < params.dv, 2u));
+                }
+                workgroupBarrier();
+                for (var kk = 0u; kk < VC; kk++) {
+                    let key = kc + kk;
+                    let pa = big_tile[key * pp + ty * 2u];
+                    let pb = big_tile[key * pp + ty * 2u + 1u];
+                    let v_lo = big_tile[stage + kk * 32u + tx];
+                    let v_hi = big_tile[stage + kk * 32u + 16u + tx];
+                    o0l = fma(vec4<f32>(pa.x), v_lo, o0l); o0h = fma(vec4<f32>(pa.x), v_hi, o0h);
+                    o1l = fma(vec4<f32>(pa.y), v_lo, o1l); o1h = fma(vec4<f32>(pa.y), v_hi, o1h);
+                    o2l = fma(vec4<f32>(pa.z), v_lo, o2l); o2h = fma(vec4<f32>(pa.z), v_hi, o2h);
+                    o3l = fma(vec4<f32>(pa.w), v_lo, o3l); o3h = fma(vec4<f32>(pa.w), v_hi, o3h);
+                    o4l = fma(vec4<f32>(pb.x), v_lo, o4l); o4h = fma(vec4<f32>(pb.x), v_hi, o4h);
+                    o5l = fma(vec4<f32>(pb.y), v_lo, o5l); o5h = fma(vec4<f32>(pb.y), v_hi, o5h);
+                    o6l = fma(vec4<f32>(pb.z), v_lo, o6l); o6h = fma(vec4<f32>(pb.z), v_hi, o6h);
+                    o7l = fma(vec4<f32>(pb.w), v_lo, o7l); o7h = fma(vec4<f32>(pb.w), v_hi, o7h);
+                }
+            }
+            // No barrier: the next block's first step begins with one before it writes the staging area.
+        }
+        let c_lo = dv0 + tx * 4u;
+        let c_hi = dv0 + 64u + tx * 4u;
+        store_out(o0l, row0, c_lo, seq, h); store_out(o0h, row0, c_hi, seq, h);
+        store_out(o1l, row0 + 1u, c_lo, seq, h); store_out(o1h, row0 + 1u, c_hi, seq, h);
+        store_out(o2l, row0 + 2u, c_lo, seq, h); store_out(o2h, row0 + 2u, c_hi, seq, h);
+        store_out(o3l, row0 + 3u, c_lo, seq, h); store_out(o3h, row0 + 3u, c_hi, seq, h);
+        store_out(o4l, row0 + 4u, c_lo, seq, h); store_out(o4h, row0 + 4u, c_hi, seq, h);
+        store_out(o5l, row0 + 5u, c_lo, seq, h); store_out(o5h, row0 + 5u, c_hi, seq, h);
+        store_out(o6l, row0 + 6u, c_lo, seq, h); store_out(o6h, row0 + 6u, c_hi, seq, h);
+        store_out(o7l, row0 + 7u, c_lo, seq, h); store_out(o7h, row0 + 7u, c_hi, seq, h);
+        // The next chunk's first step begins with a barrier before it writes the staging area.
     }
 }
 //#endif
