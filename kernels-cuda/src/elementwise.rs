@@ -63,6 +63,11 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// The most negatives per row of both sampled-softmax kernels: each of a block's 4 warps keeps
+/// its row's `num_neg + 1` logits in shared memory, 32 KiB at this bound (48 KiB are available
+/// without an opt-in).
+pub const MAX_SAMPLED_NEGATIVES: usize = 2047;
+
 /// Sampled-softmax batch (hstu-spec 7): `rows` query positions, `num_neg` negatives each.
 pub struct SampledSoftmax<'a> {
     /// `[rows, dim]` raw (un-normalised) output embeddings o_p.
@@ -84,7 +89,8 @@ pub struct SampledSoftmax<'a> {
 
 impl SampledSoftmax<'_> {
     /// `(rows, dim)` of a sampled-softmax call, after checking `dim` (1..=1024, the kernels'
-    /// register rows) and the lengths of every input and output.
+    /// register rows), `num_neg` (1..=[`MAX_SAMPLED_NEGATIVES`]) and the lengths of every input
+    /// and output.
     pub(crate) fn check_shapes(
         &self,
         op: &'static str,
@@ -99,6 +105,13 @@ impl SampledSoftmax<'_> {
                 op,
                 what: "dim (1..=1024)",
                 value: dim.to_string(),
+            });
+        }
+        if self.num_neg == 0 || self.num_neg > MAX_SAMPLED_NEGATIVES {
+            return Err(CudaError::Unsupported {
+                op,
+                what: "negatives (1..=2047)",
+                value: self.num_neg.to_string(),
             });
         }
         check(op, "o", self.o.len(), rows * dim)?;

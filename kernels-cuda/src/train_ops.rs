@@ -410,13 +410,6 @@ impl CudaDevice {
     ) -> Result<()> {
         const OP: &str = "sampled_softmax_sorted";
         let (rows, dim) = x.check_shapes(OP, loss, d_o, d_item)?;
-        if x.num_neg == 0 || x.num_neg > 255 {
-            return Err(CudaError::Unsupported {
-                op: OP,
-                what: "negatives (1..=255)",
-                value: x.num_neg.to_string(),
-            });
-        }
         if !x.item_emb.len().is_multiple_of(dim) {
             return Err(CudaError::Shape {
                 op: OP,

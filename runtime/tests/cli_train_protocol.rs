@@ -52,6 +52,7 @@ fn eval_test_reports_the_last_item_every_epoch() {
     assert_eq!(report["epochs_done"], 2);
     // every epoch evaluated on the 8 users' last items
     assert_eq!(report["last"]["users"], 8, "{report}");
+    assert_eq!(report["last"]["split"], "test", "{report}");
     assert!(report["best"]["HR@10"].as_f64().is_some(), "{report}");
     assert!(out.join("model.safetensors").is_file());
 

@@ -34,7 +34,7 @@ enum Command {
     Rank(infer::RankArgs),
     /// Evaluate a model on a data set (leave-one-out, full-catalogue ranking); prints one JSON object.
     Eval(eval::EvalArgs),
-    /// Train a model on the CPU (sampled softmax; ranking BCE when the config has `ranking`); checkpoints every epoch.
+    /// Train a model on the CPU or a CUDA GPU (`--device cuda`; sampled softmax; ranking BCE when the config has `ranking`); checkpoints every epoch.
     Train(train::TrainArgs),
     /// Fetch, prepare and describe data sets.
     #[command(subcommand)]

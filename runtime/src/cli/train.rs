@@ -211,6 +211,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         max_steps_per_epoch: a.max_steps_per_epoch,
         progress: !a.no_progress,
         keep_last: a.refit,
+        eval_split: if a.eval_test {
+            "test"
+        } else if a.refit {
+            "valid_in_sample"
+        } else {
+            "valid"
+        },
         device: match a.device {
             TrainDevice::Cpu => hstu_runtime::train::TrainDevice::Cpu,
             TrainDevice::Cuda => hstu_runtime::train::TrainDevice::Cuda {

@@ -39,7 +39,7 @@ use hstu_cuda::attention::{
     AttentionGradsDevice, AttentionInputs, AttentionOptions, AttentionShape, RabGrads, RabTensors,
 };
 use hstu_cuda::cudarc::driver::{CudaSlice, DeviceRepr, ValidAsZeroBits};
-use hstu_cuda::elementwise::{AdamW as DeviceAdamW, SampledSoftmax};
+use hstu_cuda::elementwise::{AdamW as DeviceAdamW, MAX_SAMPLED_NEGATIVES, SampledSoftmax};
 use hstu_cuda::gemm::Blas;
 use hstu_cuda::host::kernel_head_dim;
 use hstu_cuda::train_ops::HeadDims;
@@ -224,9 +224,9 @@ impl CudaTrainer {
                 cfg.embedding_dim
             )));
         }
-        if opts.num_negatives == 0 || opts.num_negatives > 255 {
+        if opts.num_negatives == 0 || opts.num_negatives > MAX_SAMPLED_NEGATIVES {
             return Err(Error::Input(format!(
-                "--device cuda: negatives must be in 1..=255, got {}",
+                "--device cuda: negatives must be in 1..={MAX_SAMPLED_NEGATIVES}, got {}",
                 opts.num_negatives
             )));
         }

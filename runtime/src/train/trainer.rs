@@ -49,6 +49,10 @@ pub struct TrainOptions {
     /// Output the last epoch instead of the best validation epoch (a refit on all training data,
     /// where validation is in-sample and only reported).
     pub keep_last: bool,
+    /// The `split` label of the per-epoch evaluation lines of `metrics.jsonl` (and of `best` /
+    /// `last`): `valid` for the held-out second-to-last item, `test` under the spec section 8
+    /// protocol (`--eval-test`), `valid_in_sample` for a refit.
+    pub eval_split: &'static str,
     /// Where the training steps run (validation and checkpoints are on the host either way).
     pub device: TrainDevice,
 }
@@ -77,6 +81,7 @@ impl Default for TrainOptions {
             max_steps_per_epoch: None,
             progress: true,
             keep_last: false,
+            eval_split: "valid",
             device: TrainDevice::Cpu,
         }
     }
@@ -352,7 +357,7 @@ pub fn train(
             )));
         }
         let (metrics, score) = validate(cfg, &w, data, &gpu);
-        let mut line = json!({"step": st.step, "epoch": epoch, "split": "valid",
+        let mut line = json!({"step": st.step, "epoch": epoch, "split": opts.eval_split,
             "train_loss": epoch_loss / epoch_count.max(1) as f64});
         line.as_object_mut()
             .expect("object")
