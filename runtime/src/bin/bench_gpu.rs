@@ -79,7 +79,7 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_qcQ_vcV, coop, coop_shared_nwW_{{stage|global}}_padP"
+                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_bkK_qcQ_vcV, coop, coop_shared_nwW_rsR_{{stage|global}}_padP"
                 );
                 std::process::exit(0);
             }
@@ -90,7 +90,7 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
-/// `f32/big_ty8_qc32_vc32` -> (variant, kernel).
+/// `f32/big_ty16_bk64_qc16_vc16` -> (variant, kernel).
 fn parse_form(text: &str) -> Result<(Variant, AttentionKernel)> {
     let (v, k) = text.trim().split_once('/').unwrap_or((text.trim(), "auto"));
     let variant = [Variant::F32, Variant::F16, Variant::CoopMatrix]

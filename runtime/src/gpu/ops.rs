@@ -363,14 +363,21 @@ pub enum AttentionKernel {
     /// `main`: 64 x 64 blocks, S 4 x 4 and O 4 x 8 per invocation; `qc` q/k columns and `vc` keys
     /// of v staged per step (each in 4, 8, 16, 32).
     Tiled { qc: u32, vc: u32 },
-    /// `main_big`: 8 `ty` query rows x 64 keys, 16 x `ty` invocations (`ty` in 8, 16), S 8 x 4 and
-    /// O 8 x 8 per invocation; `qc`, `vc` as for `Tiled` (with `ty` = 16: at most 16).
-    Big { ty: u32, qc: u32, vc: u32 },
+    /// `main_big`: 8 `ty` query rows x `bk` keys (64 or 32), 16 x `ty` invocations (`ty` in 8, 16),
+    /// S 8 x 4 (`bk` = 64) or 4 x 4 (32) and O 8 x 8 per invocation; `qc`, `vc` as for `Tiled`
+    /// (`vc` <= `bk`; the tiles must fit 48 KiB).
+    Big { ty: u32, bk: u32, qc: u32, vc: u32 },
     /// Cooperative-matrix `main`: one subgroup per 32 query rows, k and v from global memory.
     Coop,
-    /// Cooperative-matrix `main_shared`: `nw` subgroups (1, 2, 4) of 32 query rows per workgroup;
-    /// `stage_kv`: k and v blocks copied once into workgroup memory, rows padded by `pad` halves (0, 8).
-    CoopShared { nw: u32, stage_kv: bool, pad: u32 },
+    /// Cooperative-matrix `main_shared`: `nw` subgroups (1, 2, 4) of `rs` query rows (16, 32) per
+    /// workgroup; `stage_kv`: k and v blocks copied once into workgroup memory, rows padded by `pad`
+    /// halves (0, 8).
+    CoopShared {
+        nw: u32,
+        rs: u32,
+        stage_kv: bool,
+        pad: u32,
+    },
 }
 
 impl AttentionKernel {
@@ -379,15 +386,20 @@ impl AttentionKernel {
     /// The cooperative-matrix form `Auto` picks.
     pub const AUTO_COOP: AttentionKernel = AttentionKernel::Coop;
 
-    /// Short name for tables (`big_ty8_qc32_vc32`, `coop_shared_nw2_stage_pad8`, ...).
+    /// Short name for tables (`big_ty16_bk64_qc16_vc16`, `coop_shared_nw2_rs32_stage_pad8`, ...).
     pub fn name(self) -> String {
         match self {
             AttentionKernel::Auto => "auto".into(),
             AttentionKernel::Tiled { qc, vc } => format!("tiled_qc{qc}_vc{vc}"),
-            AttentionKernel::Big { ty, qc, vc } => format!("big_ty{ty}_qc{qc}_vc{vc}"),
+            AttentionKernel::Big { ty, bk, qc, vc } => format!("big_ty{ty}_bk{bk}_qc{qc}_vc{vc}"),
             AttentionKernel::Coop => "coop".into(),
-            AttentionKernel::CoopShared { nw, stage_kv, pad } => format!(
-                "coop_shared_nw{nw}_{}_pad{pad}",
+            AttentionKernel::CoopShared {
+                nw,
+                rs,
+                stage_kv,
+                pad,
+            } => format!(
+                "coop_shared_nw{nw}_rs{rs}_{}_pad{pad}",
                 if stage_kv { "stage" } else { "global" }
             ),
         }
@@ -416,12 +428,14 @@ impl std::str::FromStr for AttentionKernel {
             }),
             Some("big") => Ok(AttentionKernel::Big {
                 ty: num("ty")?,
+                bk: num("bk")?,
                 qc: num("qc")?,
                 vc: num("vc")?,
             }),
             Some("coop") if fields.len() == 1 => Ok(AttentionKernel::Coop),
             Some("coop") if fields.get(1) == Some(&"shared") => Ok(AttentionKernel::CoopShared {
                 nw: num("nw")?,
+                rs: num("rs")?,
                 stage_kv: fields.contains(&"stage"),
                 pad: num("pad")?,
             }),
@@ -464,12 +478,17 @@ fn tiled_pipeline(variant: Variant, kernel: AttentionKernel) -> Result<(Pipeline
                 .with("VC", vc as f64),
             64,
         )),
-        AttentionKernel::Big { ty, qc, vc }
-            if (ty == 8 || ty == 16) && CHUNKS.contains(&qc) && CHUNKS.contains(&vc) =>
+        AttentionKernel::Big { ty, bk, qc, vc }
+            if (ty == 8 || ty == 16)
+                && (bk == 32 || bk == 64)
+                && CHUNKS.contains(&qc)
+                && CHUNKS.contains(&vc)
+                && vc <= bk
+                && qc * bk >= 16 * ty =>
         {
-            // The workgroup array of `main_big`: 64 (2 ty + 1) a_ij vec4, then q + k or v.
-            let staging = (qc * (8 * ty + 64) / 4).max(32 * vc);
-            if 64 * (2 * ty + 1) + staging > 3072 {
+            // The workgroup array of `main_big`: bk (2 ty + 1) a_ij vec4, then q + k or v.
+            let staging = (qc * (8 * ty + bk) / 4).max(32 * vc);
+            if bk * (2 * ty + 1) + staging > 3072 {
                 return Err(Error::Input(format!(
                     "attention {}: tiles exceed 48 KiB of workgroup memory",
                     kernel.name()
@@ -478,6 +497,7 @@ fn tiled_pipeline(variant: Variant, kernel: AttentionKernel) -> Result<(Pipeline
             Ok((
                 PipelineKey::new("hstu_attention", variant, "main_big")
                     .with("TY", ty as f64)
+                    .with("BKB", bk as f64)
                     .with("QC", qc as f64)
                     .with("VC", vc as f64),
                 8 * ty as usize,
@@ -512,9 +532,12 @@ fn coop_pipeline(
     };
     match kernel {
         AttentionKernel::Auto | AttentionKernel::Coop => Ok((key("main"), 32)),
-        AttentionKernel::CoopShared { nw, stage_kv, pad }
-            if [1, 2, 4].contains(&nw) && (pad == 0 || pad == 8) =>
-        {
+        AttentionKernel::CoopShared {
+            nw,
+            rs,
+            stage_kv,
+            pad,
+        } if [1, 2, 4].contains(&nw) && (rs == 16 || rs == 32) && (pad == 0 || pad == 8) => {
             if p.dqk > 128 {
                 return Err(Error::Input(format!(
                     "shared coop attention needs dqk <= 128, got {}",
@@ -524,9 +547,10 @@ fn coop_pipeline(
             Ok((
                 key("main_shared")
                     .with("NW", nw as f64)
+                    .with("RS", rs as f64)
                     .with("STAGE_KV", if stage_kv { 1.0 } else { 0.0 })
                     .with("KV_PAD", pad as f64),
-                32 * nw as usize,
+                (rs * nw) as usize,
             ))
         }
         _ => Err(Error::Input(format!(

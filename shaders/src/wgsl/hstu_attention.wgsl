@@ -1,6 +1,6 @@
 // hstu_attention: out[b, i, h, :] = sum_j valid(i, j) * silu(alpha * q_i . k_j + rab_ij) / n * v_j over jagged sequences (spec sections 1, 5, 6), tiled flash-style: never an N x N matrix in memory (CAPTURE: also writes a_ij for batch 1).
 // bindings: 0 params (uniform), 1 meta u32 [seq_offsets B+1 | num_targets B | bucket thresholds buckets+1], 2 q, 3 k, 4 v (elem, rows of q_stride/k_stride/v_stride, head h at column offset + h*d), 5 rab_w f32 [pos_w 2N-1 | ts_w buckets+1], 6 times i32 [t_next T | t_key T], 7 out f32 [.., out_stride], (CAPTURE: 8 capture f32 [H, L, L]).
-// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_shared: BQ = 32 NW and NW subgroups; main_big (not COOP): BQ = 8 TY and 16 x TY invocations; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
+// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_shared: BQ = RS NW and NW subgroups; main_big (not COOP): BQ = 8 TY and 16 x TY invocations; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
 
 struct Params {
     batch: u32,
@@ -314,21 +314,24 @@ fn coop_key_blocks(i0: u32, i1: u32, u: u32) -> vec3<u32> {
     return vec3<u32>(history_blocks, first, count);
 }
 
-// Shared form `main_shared`: NW subgroups per workgroup (NW in {1, 2, 4}), each owning 32 query
-// rows x 128 value columns in 2 x 8 f32 accumulators as `main` does. With STAGE_KV the 32-key block
-// of k and v is copied once per workgroup into workgroup memory (fragment loads from global memory,
-// fragment stores, rows padded by KV_PAD halves) and every subgroup reads it there; without, each
-// subgroup reads k and v from global memory. Scores and a_ij of a subgroup go through its own tiles,
-// rows padded to 40 (conflict-free fragment stores); blocks inside the history skip the mask.
+// Shared form `main_shared`: NW subgroups per workgroup (NW in {1, 2, 4}), each owning RS query
+// rows (RS in {16, 32}) x 128 value columns in RS / 16 x 8 f32 accumulators (RS = 32: as `main`).
+// With STAGE_KV = 1 the 32-key block of k and v is copied once per workgroup into workgroup memory
+// (fragment loads from global memory, fragment stores, rows padded by KV_PAD halves) and every
+// subgroup reads it there; with 0, each subgroup reads k and v from global memory. Scores and a_ij
+// of a subgroup go through its own tiles, rows padded to 40 (conflict-free fragment stores); blocks
+// inside the history skip the mask. Every workgroup array is sized by the override constants (the
+// driver reserves what is declared, and that sets how many workgroups share an SM).
 override NW: u32 = 2u;
-override STAGE_KV: bool = true;
+override RS: u32 = 32u;
+override STAGE_KV: u32 = 1u;
 override KV_PAD: u32 = 8u;
 const SH_STRIDE: u32 = 40u; // f32 scores / f16 a_ij per tile row: 32 keys + 8
 
-var<workgroup> sh_k: array<f16, 4352>; // [32 keys][dqk + KV_PAD], dqk + KV_PAD <= 136
-var<workgroup> sh_v: array<f16, 4352>; // [32 keys][dv + KV_PAD]
-var<workgroup> sh_s: array<f32, 5120>; // [NW][32 rows][SH_STRIDE] scores, then 16 x 16 output tiles
-var<workgroup> sh_p: array<f16, 5120>; // [NW][32 rows][SH_STRIDE] a_ij
+var<workgroup> sh_k: array<f16, 16u + STAGE_KV * 4336u>; // [32 keys][dqk + KV_PAD], dqk + KV_PAD <= 136
+var<workgroup> sh_v: array<f16, 16u + STAGE_KV * 4336u>; // [32 keys][dv + KV_PAD]
+var<workgroup> sh_s: array<f32, NW * RS * SH_STRIDE>;    // [NW][RS rows][SH_STRIDE] scores, then 16 x 16 output tiles
+var<workgroup> sh_p: array<f16, NW * RS * SH_STRIDE>;    // [NW][RS rows][SH_STRIDE] a_ij
 
 fn shared_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0: u32, base: u32, lane: u32) {
     let tile_stride = 16u;
@@ -364,9 +367,9 @@ fn stage_v(f: u32, seq: Sequence, h: u32, j0: u32) {
     coopStoreT(m, &sh_v[dst], vst);
 }
 
-// Rows 16 half .. of value columns 16 vt .. of the key block at j0, from sh_v (STAGE_KV) or v.
+// Rows 16 half .. of value columns 16 vt .. of the key block at j0, from sh_v (STAGE_KV = 1) or v.
 fn pv_operand(vt: u32, half: u32, seq: Sequence, h: u32, j0: u32) -> coop_mat16x16<f16, B> {
-    if (STAGE_KV) {
+    if (STAGE_KV != 0u) {
         let vst = params.dv + KV_PAD;
         let x = 16u * half * vst + vt * 16u;
         return coopLoadT<coop_mat16x16<f16, B>>(&sh_v[x], vst);
@@ -376,9 +379,9 @@ fn pv_operand(vt: u32, half: u32, seq: Sequence, h: u32, j0: u32) -> coop_mat16x
     return coopLoadT<coop_mat16x16<f16, B>>(&v[x], vs);
 }
 
-// Rows 16 half .. of the key block at j0, dims c0 .. c0 + 15, from sh_k (STAGE_KV) or k.
+// Rows 16 half .. of the key block at j0, dims c0 .. c0 + 15, from sh_k (STAGE_KV = 1) or k.
 fn qk_operand(c0: u32, half: u32, seq: Sequence, h: u32, j0: u32) -> coop_mat16x16<f16, B> {
-    if (STAGE_KV) {
+    if (STAGE_KV != 0u) {
         let kst = params.dqk + KV_PAD;
         let x = 16u * half * kst + c0;
         return coopLoad<coop_mat16x16<f16, B>>(&sh_k[x], kst);
@@ -395,17 +398,17 @@ fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let seq = sequence(b);
     let sg = li / SG;
     let lane = li % SG;
-    let w0 = params.q_begin + wid.x * 32u * NW;
+    let w0 = params.q_begin + wid.x * RS * NW;
     // No early return: cooperative operations need uniform control flow, so an idle workgroup runs zero blocks.
-    let w1 = clamp(seq.len, w0, w0 + 32u * NW);
+    let w1 = clamp(seq.len, w0, w0 + RS * NW);
     let blocks = coop_key_blocks(w0, w1, seq.history);
     let total_blocks = select(0u, blocks.x + blocks.z, w1 > w0);
-    let i0 = w0 + 32u * sg; // this subgroup's rows [i0, i0 + 32)
+    let i0 = w0 + RS * sg; // this subgroup's rows [i0, i0 + RS)
     let qs = params.q_stride;
     let tiles = params.dv / 16u;
     let kf = 2u * (params.dqk / 16u);
     let vf = 2u * tiles;
-    let sbase = sg * 32u * SH_STRIDE;
+    let sbase = sg * RS * SH_STRIDE;
     let st00 = sbase;
     let st01 = sbase + 16u;
     let st10 = sbase + 16u * SH_STRIDE;
@@ -421,7 +424,7 @@ fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     var o07 = coop_mat16x16<f32, C>(); var o17 = coop_mat16x16<f32, C>();
     for (var t = 0u; t < total_blocks; t++) {
         let j0 = select((blocks.y + t - blocks.x) * 32u, t * 32u, t < blocks.x);
-        if (STAGE_KV) {
+        if (STAGE_KV != 0u) {
             // Every subgroup copies fragments sg, sg + NW, ..: a uniform loop, the index clamped
             // (a duplicate copies the same data to the same place).
             workgroupBarrier();
@@ -439,23 +442,27 @@ fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         var s11 = coop_mat16x16<f32, C>();
         for (var c0 = 0u; c0 < params.dqk; c0 += 16u) {
             let iq0 = (seq.start + i0) * qs + params.q_offset + h * params.dqk + c0;
-            let iq1 = iq0 + 16u * qs;
             let q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq0], qs);
-            let q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq1], qs);
             let k0 = qk_operand(c0, 0u, seq, h, j0);
             let k1 = qk_operand(c0, 1u, seq, h, j0);
             s00 = coopMultiplyAdd(q0, k0, s00);
             s01 = coopMultiplyAdd(q0, k1, s01);
-            s10 = coopMultiplyAdd(q1, k0, s10);
-            s11 = coopMultiplyAdd(q1, k1, s11);
+            if (RS > 16u) {
+                let iq1 = iq0 + 16u * qs;
+                let q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq1], qs);
+                s10 = coopMultiplyAdd(q1, k0, s10);
+                s11 = coopMultiplyAdd(q1, k1, s11);
+            }
         }
         coopStoreT(s00, &sh_s[st00], tile_stride);
         coopStoreT(s01, &sh_s[st01], tile_stride);
-        coopStoreT(s10, &sh_s[st10], tile_stride);
-        coopStoreT(s11, &sh_s[st11], tile_stride);
+        if (RS > 16u) {
+            coopStoreT(s10, &sh_s[st10], tile_stride);
+            coopStoreT(s11, &sh_s[st11], tile_stride);
+        }
         workgroupBarrier();
         let fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + 32u <= min(w0, seq.history);
-        for (var e = lane; e < 1024u; e += SG) {
+        for (var e = lane; e < RS * 32u; e += SG) {
             let r = e / 32u;
             let c = e % 32u;
             let s = sh_s[sbase + r * SH_STRIDE + c];
@@ -475,28 +482,32 @@ fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         workgroupBarrier();
         let p00 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st00], tile_stride);
         let p01 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st01], tile_stride);
-        let p10 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st10], tile_stride);
-        let p11 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st11], tile_stride);
-        if (tiles > 0u) { let v0 = pv_operand(0u, 0u, seq, h, j0); let v1 = pv_operand(0u, 1u, seq, h, j0); o00 = coopMultiplyAdd(p00, v0, o00); o00 = coopMultiplyAdd(p01, v1, o00); o10 = coopMultiplyAdd(p10, v0, o10); o10 = coopMultiplyAdd(p11, v1, o10); }
-        if (tiles > 1u) { let v0 = pv_operand(1u, 0u, seq, h, j0); let v1 = pv_operand(1u, 1u, seq, h, j0); o01 = coopMultiplyAdd(p00, v0, o01); o01 = coopMultiplyAdd(p01, v1, o01); o11 = coopMultiplyAdd(p10, v0, o11); o11 = coopMultiplyAdd(p11, v1, o11); }
-        if (tiles > 2u) { let v0 = pv_operand(2u, 0u, seq, h, j0); let v1 = pv_operand(2u, 1u, seq, h, j0); o02 = coopMultiplyAdd(p00, v0, o02); o02 = coopMultiplyAdd(p01, v1, o02); o12 = coopMultiplyAdd(p10, v0, o12); o12 = coopMultiplyAdd(p11, v1, o12); }
-        if (tiles > 3u) { let v0 = pv_operand(3u, 0u, seq, h, j0); let v1 = pv_operand(3u, 1u, seq, h, j0); o03 = coopMultiplyAdd(p00, v0, o03); o03 = coopMultiplyAdd(p01, v1, o03); o13 = coopMultiplyAdd(p10, v0, o13); o13 = coopMultiplyAdd(p11, v1, o13); }
-        if (tiles > 4u) { let v0 = pv_operand(4u, 0u, seq, h, j0); let v1 = pv_operand(4u, 1u, seq, h, j0); o04 = coopMultiplyAdd(p00, v0, o04); o04 = coopMultiplyAdd(p01, v1, o04); o14 = coopMultiplyAdd(p10, v0, o14); o14 = coopMultiplyAdd(p11, v1, o14); }
-        if (tiles > 5u) { let v0 = pv_operand(5u, 0u, seq, h, j0); let v1 = pv_operand(5u, 1u, seq, h, j0); o05 = coopMultiplyAdd(p00, v0, o05); o05 = coopMultiplyAdd(p01, v1, o05); o15 = coopMultiplyAdd(p10, v0, o15); o15 = coopMultiplyAdd(p11, v1, o15); }
-        if (tiles > 6u) { let v0 = pv_operand(6u, 0u, seq, h, j0); let v1 = pv_operand(6u, 1u, seq, h, j0); o06 = coopMultiplyAdd(p00, v0, o06); o06 = coopMultiplyAdd(p01, v1, o06); o16 = coopMultiplyAdd(p10, v0, o16); o16 = coopMultiplyAdd(p11, v1, o16); }
-        if (tiles > 7u) { let v0 = pv_operand(7u, 0u, seq, h, j0); let v1 = pv_operand(7u, 1u, seq, h, j0); o07 = coopMultiplyAdd(p00, v0, o07); o07 = coopMultiplyAdd(p01, v1, o07); o17 = coopMultiplyAdd(p10, v0, o17); o17 = coopMultiplyAdd(p11, v1, o17); }
+        var p10 = coop_mat16x16<f16, A>();
+        var p11 = coop_mat16x16<f16, A>();
+        if (RS > 16u) {
+            p10 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st10], tile_stride);
+            p11 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st11], tile_stride);
+        }
+        if (tiles > 0u) { let v0 = pv_operand(0u, 0u, seq, h, j0); let v1 = pv_operand(0u, 1u, seq, h, j0); o00 = coopMultiplyAdd(p00, v0, o00); o00 = coopMultiplyAdd(p01, v1, o00); if (RS > 16u) { o10 = coopMultiplyAdd(p10, v0, o10); o10 = coopMultiplyAdd(p11, v1, o10); } }
+        if (tiles > 1u) { let v0 = pv_operand(1u, 0u, seq, h, j0); let v1 = pv_operand(1u, 1u, seq, h, j0); o01 = coopMultiplyAdd(p00, v0, o01); o01 = coopMultiplyAdd(p01, v1, o01); if (RS > 16u) { o11 = coopMultiplyAdd(p10, v0, o11); o11 = coopMultiplyAdd(p11, v1, o11); } }
+        if (tiles > 2u) { let v0 = pv_operand(2u, 0u, seq, h, j0); let v1 = pv_operand(2u, 1u, seq, h, j0); o02 = coopMultiplyAdd(p00, v0, o02); o02 = coopMultiplyAdd(p01, v1, o02); if (RS > 16u) { o12 = coopMultiplyAdd(p10, v0, o12); o12 = coopMultiplyAdd(p11, v1, o12); } }
+        if (tiles > 3u) { let v0 = pv_operand(3u, 0u, seq, h, j0); let v1 = pv_operand(3u, 1u, seq, h, j0); o03 = coopMultiplyAdd(p00, v0, o03); o03 = coopMultiplyAdd(p01, v1, o03); if (RS > 16u) { o13 = coopMultiplyAdd(p10, v0, o13); o13 = coopMultiplyAdd(p11, v1, o13); } }
+        if (tiles > 4u) { let v0 = pv_operand(4u, 0u, seq, h, j0); let v1 = pv_operand(4u, 1u, seq, h, j0); o04 = coopMultiplyAdd(p00, v0, o04); o04 = coopMultiplyAdd(p01, v1, o04); if (RS > 16u) { o14 = coopMultiplyAdd(p10, v0, o14); o14 = coopMultiplyAdd(p11, v1, o14); } }
+        if (tiles > 5u) { let v0 = pv_operand(5u, 0u, seq, h, j0); let v1 = pv_operand(5u, 1u, seq, h, j0); o05 = coopMultiplyAdd(p00, v0, o05); o05 = coopMultiplyAdd(p01, v1, o05); if (RS > 16u) { o15 = coopMultiplyAdd(p10, v0, o15); o15 = coopMultiplyAdd(p11, v1, o15); } }
+        if (tiles > 6u) { let v0 = pv_operand(6u, 0u, seq, h, j0); let v1 = pv_operand(6u, 1u, seq, h, j0); o06 = coopMultiplyAdd(p00, v0, o06); o06 = coopMultiplyAdd(p01, v1, o06); if (RS > 16u) { o16 = coopMultiplyAdd(p10, v0, o16); o16 = coopMultiplyAdd(p11, v1, o16); } }
+        if (tiles > 7u) { let v0 = pv_operand(7u, 0u, seq, h, j0); let v1 = pv_operand(7u, 1u, seq, h, j0); o07 = coopMultiplyAdd(p00, v0, o07); o07 = coopMultiplyAdd(p01, v1, o07); if (RS > 16u) { o17 = coopMultiplyAdd(p10, v0, o17); o17 = coopMultiplyAdd(p11, v1, o17); } }
         workgroupBarrier();
     }
     let r0 = i0;
     let r1 = i0 + 16u;
-    if (tiles > 0u) { shared_store(o00, seq, h, r0, 0u, sbase, lane); shared_store(o10, seq, h, r1, 0u, sbase, lane); }
-    if (tiles > 1u) { shared_store(o01, seq, h, r0, 16u, sbase, lane); shared_store(o11, seq, h, r1, 16u, sbase, lane); }
-    if (tiles > 2u) { shared_store(o02, seq, h, r0, 32u, sbase, lane); shared_store(o12, seq, h, r1, 32u, sbase, lane); }
-    if (tiles > 3u) { shared_store(o03, seq, h, r0, 48u, sbase, lane); shared_store(o13, seq, h, r1, 48u, sbase, lane); }
-    if (tiles > 4u) { shared_store(o04, seq, h, r0, 64u, sbase, lane); shared_store(o14, seq, h, r1, 64u, sbase, lane); }
-    if (tiles > 5u) { shared_store(o05, seq, h, r0, 80u, sbase, lane); shared_store(o15, seq, h, r1, 80u, sbase, lane); }
-    if (tiles > 6u) { shared_store(o06, seq, h, r0, 96u, sbase, lane); shared_store(o16, seq, h, r1, 96u, sbase, lane); }
-    if (tiles > 7u) { shared_store(o07, seq, h, r0, 112u, sbase, lane); shared_store(o17, seq, h, r1, 112u, sbase, lane); }
+    if (tiles > 0u) { shared_store(o00, seq, h, r0, 0u, sbase, lane); if (RS > 16u) { shared_store(o10, seq, h, r1, 0u, sbase, lane); } }
+    if (tiles > 1u) { shared_store(o01, seq, h, r0, 16u, sbase, lane); if (RS > 16u) { shared_store(o11, seq, h, r1, 16u, sbase, lane); } }
+    if (tiles > 2u) { shared_store(o02, seq, h, r0, 32u, sbase, lane); if (RS > 16u) { shared_store(o12, seq, h, r1, 32u, sbase, lane); } }
+    if (tiles > 3u) { shared_store(o03, seq, h, r0, 48u, sbase, lane); if (RS > 16u) { shared_store(o13, seq, h, r1, 48u, sbase, lane); } }
+    if (tiles > 4u) { shared_store(o04, seq, h, r0, 64u, sbase, lane); if (RS > 16u) { shared_store(o14, seq, h, r1, 64u, sbase, lane); } }
+    if (tiles > 5u) { shared_store(o05, seq, h, r0, 80u, sbase, lane); if (RS > 16u) { shared_store(o15, seq, h, r1, 80u, sbase, lane); } }
+    if (tiles > 6u) { shared_store(o06, seq, h, r0, 96u, sbase, lane); if (RS > 16u) { shared_store(o16, seq, h, r1, 96u, sbase, lane); } }
+    if (tiles > 7u) { shared_store(o07, seq, h, r0, 112u, sbase, lane); if (RS > 16u) { shared_store(o17, seq, h, r1, 112u, sbase, lane); } }
 }
 
 @compute @workgroup_size(SG)
@@ -748,17 +759,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
 }
 
-// Large register-tiled path `main_big`: BQ = 8 TY query rows x BK = 64 keys per step, 16 x TY
-// invocations (TY in {8, 16}). Invocation (tx, ty) owns rows 8 ty .. 8 ty + 7: S for keys
-// tx + 16 m (m < 4, k staged with that permutation so one vec4 read serves all four), O for value
+// Large register-tiled path `main_big`: BQ = 8 TY query rows x BKB keys per step (64 or 32),
+// 16 x TY invocations (TY in {8, 16}). Invocation (tx, ty) owns O of rows 8 ty .. 8 ty + 7, value
 // columns 4 tx and 64 + 4 tx of a 128-column chunk (8 x 8 accumulators, every one a named vec4).
-// a_ij rows are padded by one vec4 (conflict-free vec4 writes); q / k columns staged QC at a time,
-// v keys VC at a time; every tile lives in one workgroup array (QC, VC as in `main`, with
-// 64 (BQ / 4 + 1) + max(QC (BQ + 64), 128 VC) / 4 <= 3072).
+// S: BKB = 64: rows 8 ty .., keys tx + 16 m (m < 4); BKB = 32: invocation li owns rows
+// 4 (li / 8) .., keys li % 8 + 8 m; k is staged with that permutation so that one vec4 read serves
+// the four keys. a_ij rows are padded by one vec4 (conflict-free vec4 writes); q / k columns are
+// staged QC at a time, v keys VC at a time; every tile lives in one workgroup array sized by the
+// override constants (QC, VC as in `main`; BKB (BQ / 4 + 1) + max(QC (BQ + BKB), 128 VC) / 4 vec4
+// at most 3072 = 48 KiB, checked on the host).
 override TY: u32 = 8u;
-const BIG_BK: u32 = 64u;
+override BKB: u32 = 64u; // keys per block: 64 (S 8 rows x 4 keys per invocation) or 32 (S 4 x 4)
 
-var<workgroup> big_tile: array<vec4<f32>, 3072>; // [a_ij: BK][BQ / 4 + 1] | [q: QC][BQ] [k: QC][BK] or [v: VC][128]
+var<workgroup> big_tile: array<vec4<f32>, BKB * (2u * TY + 1u) + max(QC * (8u * TY + BKB) / 4u, 32u * VC)>; // [a_ij: BK][BQ / 4 + 1] | [q: QC][BQ] [k: QC][BK] or [v: VC][128]
 
 // silu(alpha s) / n of 4 scores (every (row, key) valid: the interior of the history).
 fn interior_weights(s: vec4<f32>) -> vec4<f32> {
@@ -766,22 +779,22 @@ fn interior_weights(s: vec4<f32>) -> vec4<f32> {
     return x / (vec4<f32>(1.0) + exp(-x)) * params.inv_n;
 }
 
-// Weights of row i against keys j, j + 16, j + 32, j + 48 (masks, rab and capture as weight_at).
-fn strided_weights(s: vec4<f32>, i: u32, j: u32, seq: Sequence, h: u32) -> vec4<f32> {
-    return vec4<f32>(weight_at(s.x, i, j, seq, h), weight_at(s.y, i, j + 16u, seq, h),
-        weight_at(s.z, i, j + 32u, seq, h), weight_at(s.w, i, j + 48u, seq, h));
+// Weights of row i against keys j + m step, m < 4 (masks, rab and capture as weight_at).
+fn strided_weights(s: vec4<f32>, i: u32, j: u32, step: u32, seq: Sequence, h: u32) -> vec4<f32> {
+    return vec4<f32>(weight_at(s.x, i, j, seq, h), weight_at(s.y, i, j + step, seq, h),
+        weight_at(s.z, i, j + 2u * step, seq, h), weight_at(s.w, i, j + 3u * step, seq, h));
 }
 
-fn big_weights(s: vec4<f32>, fast: bool, i: u32, j: u32, seq: Sequence, h: u32) -> vec4<f32> {
+fn big_weights(s: vec4<f32>, fast: bool, i: u32, j: u32, step: u32, seq: Sequence, h: u32) -> vec4<f32> {
     if (fast) {
         return interior_weights(s);
     }
-    return strided_weights(s, i, j, seq, h);
+    return strided_weights(s, i, j, step, seq, h);
 }
 
-// a_ij of rows 8 ty + 4 half .. + 3 for key slot `key`, 4 rows per vec4 (component m of each row's vector).
-fn put_big(key: u32, pp: u32, ty: u32, half: u32, w: vec4<f32>) {
-    big_tile[key * pp + ty * 2u + half] = w;
+// a_ij of 4 query rows (vec4 `slot` of the row axis) for the key at local index `key`.
+fn put_big(key: u32, pp: u32, slot: u32, w: vec4<f32>) {
+    big_tile[key * pp + slot] = w;
 }
 
 @compute @workgroup_size(16, TY)
@@ -803,18 +816,22 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     let k_col = params.k_offset + h * params.dqk;
     let v_col = params.v_offset + h * params.dv;
     let pp = bq / 4u + 1u;            // vec4 per a_ij row (one of padding)
-    let stage = BIG_BK * pp;          // first vec4 of the staging area
+    let stage = BKB * pp;             // first vec4 of the staging area
     let q_floats = stage * 4u;        // q tile [QC][bq] as floats
-    let k_floats = q_floats + QC * bq; // k tile [QC][64] as floats, key j at (j % 16) 4 + j / 16
+    let k_floats = q_floats + QC * bq; // k tile [QC][BKB] as floats, key j at (j % (BKB / 4)) 4 + j / (BKB / 4)
     let k_vec = k_floats / 4u;
     // Staging assignment: q row li % bq, columns (li / bq) QC / 2 ..; k key li % 64, columns (li / 64) kper ..
     let q_row = li % bq;
     let q_per = QC * bq / nt;
     let q_c = (li / bq) * q_per;
-    let k_key = li % BIG_BK;
-    let k_per = QC * BIG_BK / nt;
-    let k_c = (li / BIG_BK) * k_per;
-    let k_slot = (k_key % 16u) * 4u + k_key / 16u;
+    // S mapping: BKB = 64: rows 8 ty .., keys tx + 16 m; BKB = 32: rows 4 sr .., keys sk + 8 m.
+    let kstep = BKB / 4u;
+    let sr = li / 8u;
+    let sk = li % 8u;
+    let k_key = li % BKB;
+    let k_per = QC * BKB / nt;
+    let k_c = (li / BKB) * k_per;
+    let k_slot = (k_key % kstep) * 4u + k_key / kstep;
     let row0 = i0 + ty * 8u;
     for (var dv0 = 0u; dv0 < params.dv; dv0 += 128u) {
         var o0l = vec4<f32>(0.0); var o0h = vec4<f32>(0.0);
@@ -825,8 +842,8 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
         var o5l = vec4<f32>(0.0); var o5h = vec4<f32>(0.0);
         var o6l = vec4<f32>(0.0); var o6h = vec4<f32>(0.0);
         var o7l = vec4<f32>(0.0); var o7h = vec4<f32>(0.0);
-        for (var j0 = 0u; j0 < i1; j0 += BIG_BK) {
-            if (!key_block_needed(j0, BIG_BK, i0, i1, seq.history)) {
+        for (var j0 = 0u; j0 < i1; j0 += BKB) {
+            if (!key_block_needed(j0, BKB, i0, i1, seq.history)) {
                 continue;
             }
             var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0);
@@ -846,48 +863,72 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
                 for (var t = 0u; t < k_per; t++) {
                     let cc = c0 + k_c + t;
                     let x = load_elem((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
-                    let f = k_floats + (k_c + t) * BIG_BK + k_slot;
+                    let f = k_floats + (k_c + t) * BKB + k_slot;
                     big_tile[f / 4u][f % 4u] = x;
                 }
                 workgroupBarrier();
-                for (var cc = 0u; cc < QC; cc++) {
-                    let qa = big_tile[stage + cc * (bq / 4u) + ty * 2u];
-                    let qb = big_tile[stage + cc * (bq / 4u) + ty * 2u + 1u];
-                    let kk = big_tile[k_vec + cc * 16u + tx];
-                    s0 = fma(vec4<f32>(qa.x), kk, s0);
-                    s1 = fma(vec4<f32>(qa.y), kk, s1);
-                    s2 = fma(vec4<f32>(qa.z), kk, s2);
-                    s3 = fma(vec4<f32>(qa.w), kk, s3);
-                    s4 = fma(vec4<f32>(qb.x), kk, s4);
-                    s5 = fma(vec4<f32>(qb.y), kk, s5);
-                    s6 = fma(vec4<f32>(qb.z), kk, s6);
-                    s7 = fma(vec4<f32>(qb.w), kk, s7);
+                if (BKB == 64u) {
+                    for (var cc = 0u; cc < QC; cc++) {
+                        let qa = big_tile[stage + cc * (bq / 4u) + ty * 2u];
+                        let qb = big_tile[stage + cc * (bq / 4u) + ty * 2u + 1u];
+                        let kk = big_tile[k_vec + cc * 16u + tx];
+                        s0 = fma(vec4<f32>(qa.x), kk, s0);
+                        s1 = fma(vec4<f32>(qa.y), kk, s1);
+                        s2 = fma(vec4<f32>(qa.z), kk, s2);
+                        s3 = fma(vec4<f32>(qa.w), kk, s3);
+                        s4 = fma(vec4<f32>(qb.x), kk, s4);
+                        s5 = fma(vec4<f32>(qb.y), kk, s5);
+                        s6 = fma(vec4<f32>(qb.z), kk, s6);
+                        s7 = fma(vec4<f32>(qb.w), kk, s7);
+                    }
+                } else {
+                    for (var cc = 0u; cc < QC; cc++) {
+                        let qa = big_tile[stage + cc * (bq / 4u) + sr];
+                        let kk = big_tile[k_vec + cc * 8u + sk];
+                        s0 = fma(vec4<f32>(qa.x), kk, s0);
+                        s1 = fma(vec4<f32>(qa.y), kk, s1);
+                        s2 = fma(vec4<f32>(qa.z), kk, s2);
+                        s3 = fma(vec4<f32>(qa.w), kk, s3);
+                    }
                 }
             }
             // Every (row, key) of the block valid and unbiased: the plain formula, no per-score mask.
-            var fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + BIG_BK <= min(i0, seq.history);
+            var fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + BKB <= min(i0, seq.history);
 //#if CAPTURE
             fast = false;
 //#endif
-            let jb = j0 + tx;
-            let w0 = big_weights(s0, fast, row0, jb, seq, h);
-            let w1 = big_weights(s1, fast, row0 + 1u, jb, seq, h);
-            let w2 = big_weights(s2, fast, row0 + 2u, jb, seq, h);
-            let w3 = big_weights(s3, fast, row0 + 3u, jb, seq, h);
-            let w4 = big_weights(s4, fast, row0 + 4u, jb, seq, h);
-            let w5 = big_weights(s5, fast, row0 + 5u, jb, seq, h);
-            let w6 = big_weights(s6, fast, row0 + 6u, jb, seq, h);
-            let w7 = big_weights(s7, fast, row0 + 7u, jb, seq, h);
             // The a_ij rows are free: the previous block's reads precede this block's barriers above.
-            put_big(tx, pp, ty, 0u, vec4<f32>(w0.x, w1.x, w2.x, w3.x));
-            put_big(tx, pp, ty, 1u, vec4<f32>(w4.x, w5.x, w6.x, w7.x));
-            put_big(tx + 16u, pp, ty, 0u, vec4<f32>(w0.y, w1.y, w2.y, w3.y));
-            put_big(tx + 16u, pp, ty, 1u, vec4<f32>(w4.y, w5.y, w6.y, w7.y));
-            put_big(tx + 32u, pp, ty, 0u, vec4<f32>(w0.z, w1.z, w2.z, w3.z));
-            put_big(tx + 32u, pp, ty, 1u, vec4<f32>(w4.z, w5.z, w6.z, w7.z));
-            put_big(tx + 48u, pp, ty, 0u, vec4<f32>(w0.w, w1.w, w2.w, w3.w));
-            put_big(tx + 48u, pp, ty, 1u, vec4<f32>(w4.w, w5.w, w6.w, w7.w));
-            for (var kc = 0u; kc < BIG_BK; kc += VC) {
+            if (BKB == 64u) {
+                let jb = j0 + tx;
+                let w0 = big_weights(s0, fast, row0, jb, 16u, seq, h);
+                let w1 = big_weights(s1, fast, row0 + 1u, jb, 16u, seq, h);
+                let w2 = big_weights(s2, fast, row0 + 2u, jb, 16u, seq, h);
+                let w3 = big_weights(s3, fast, row0 + 3u, jb, 16u, seq, h);
+                let w4 = big_weights(s4, fast, row0 + 4u, jb, 16u, seq, h);
+                let w5 = big_weights(s5, fast, row0 + 5u, jb, 16u, seq, h);
+                let w6 = big_weights(s6, fast, row0 + 6u, jb, 16u, seq, h);
+                let w7 = big_weights(s7, fast, row0 + 7u, jb, 16u, seq, h);
+                put_big(tx, pp, ty * 2u, vec4<f32>(w0.x, w1.x, w2.x, w3.x));
+                put_big(tx, pp, ty * 2u + 1u, vec4<f32>(w4.x, w5.x, w6.x, w7.x));
+                put_big(tx + 16u, pp, ty * 2u, vec4<f32>(w0.y, w1.y, w2.y, w3.y));
+                put_big(tx + 16u, pp, ty * 2u + 1u, vec4<f32>(w4.y, w5.y, w6.y, w7.y));
+                put_big(tx + 32u, pp, ty * 2u, vec4<f32>(w0.z, w1.z, w2.z, w3.z));
+                put_big(tx + 32u, pp, ty * 2u + 1u, vec4<f32>(w4.z, w5.z, w6.z, w7.z));
+                put_big(tx + 48u, pp, ty * 2u, vec4<f32>(w0.w, w1.w, w2.w, w3.w));
+                put_big(tx + 48u, pp, ty * 2u + 1u, vec4<f32>(w4.w, w5.w, w6.w, w7.w));
+            } else {
+                let jb = j0 + sk;
+                let r4 = i0 + sr * 4u;
+                let w0 = big_weights(s0, fast, r4, jb, 8u, seq, h);
+                let w1 = big_weights(s1, fast, r4 + 1u, jb, 8u, seq, h);
+                let w2 = big_weights(s2, fast, r4 + 2u, jb, 8u, seq, h);
+                let w3 = big_weights(s3, fast, r4 + 3u, jb, 8u, seq, h);
+                put_big(sk, pp, sr, vec4<f32>(w0.x, w1.x, w2.x, w3.x));
+                put_big(sk + 8u, pp, sr, vec4<f32>(w0.y, w1.y, w2.y, w3.y));
+                put_big(sk + 16u, pp, sr, vec4<f32>(w0.z, w1.z, w2.z, w3.z));
+                put_big(sk + 24u, pp, sr, vec4<f32>(w0.w, w1.w, w2.w, w3.w));
+            }
+            for (var kc = 0u; kc < BKB; kc += VC) {
                 // VC keys x 128 value columns over the q / k staging area (after every S read of it).
                 workgroupBarrier();
                 for (var e = li; e < VC * 32u; e += nt) {
