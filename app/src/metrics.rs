@@ -8,6 +8,8 @@ pub struct EvalPoint {
     /// The step (or, when absent, the epoch) the evaluation was taken at.
     pub x: f64,
     pub epoch: Option<f64>,
+    /// The line's `split` (`valid`, `test`, `valid_in_sample`), where present.
+    pub split: Option<String>,
     /// `(metric name, value)` for every `HR@K`, `NDCG@K`, `MRR` field of the line.
     pub metrics: Vec<(String, f64)>,
 }
@@ -56,7 +58,13 @@ impl TrainingLog {
                 .collect();
             if !metrics.is_empty() {
                 metrics.sort_by(|a, b| a.0.cmp(&b.0));
-                log.evals.push(EvalPoint { x, epoch, metrics });
+                let split = obj.get("split").and_then(Value::as_str).map(str::to_owned);
+                log.evals.push(EvalPoint {
+                    x,
+                    epoch,
+                    split,
+                    metrics,
+                });
             }
         }
         log
@@ -72,6 +80,17 @@ impl TrainingLog {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// The distinct `split` labels of the eval lines, in the order first seen.
+    pub fn splits(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.evals.iter().filter_map(|e| e.split.as_ref()) {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+        out
     }
 
     /// `[x, value]` series of one eval metric.
@@ -103,7 +122,7 @@ mod tests {
         let text = r#"{"step": 1, "epoch": 0, "loss": 5.5, "tokens_per_s": 1000.0}
 {"step": 2, "epoch": 0, "loss": 5.0}
 not json
-{"epoch": 1, "HR@10": 0.1, "NDCG@10": 0.05}
+{"epoch": 1, "HR@10": 0.1, "NDCG@10": 0.05, "split": "valid_in_sample"}
 {"step": 9, "HR@10": 0.2, "NDCG@10": 0.1, "MRR": 0.07}
 "#;
         let log = TrainingLog::parse(text);
@@ -113,5 +132,7 @@ not json
         assert_eq!(log.metric_names(), vec!["HR@10", "MRR", "NDCG@10"]);
         assert_eq!(log.metric_series("HR@10"), vec![[1.0, 0.1], [9.0, 0.2]]);
         assert_eq!(log.best("NDCG@10"), Some([9.0, 0.1]));
+        assert_eq!(log.splits(), vec!["valid_in_sample"]);
+        assert_eq!(log.evals[1].split, None);
     }
 }

@@ -23,6 +23,18 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut AppState) {
             log.loss.len(),
             log.evals.len()
         ));
+        for split in log.splits() {
+            ui.separator();
+            match split.as_str() {
+                "valid_in_sample" => ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    "evaluated in-sample (a refit trains on these targets): not a measure",
+                ),
+                "test" => ui.label("evaluated on each user's last item (spec protocol)"),
+                "valid" => ui.label("evaluated on the held-out validation item"),
+                other => ui.label(format!("split {other}")),
+            };
+        }
         if log.skipped_lines > 0 {
             ui.weak(format!("({} lines skipped)", log.skipped_lines));
         }
