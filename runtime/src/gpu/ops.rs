@@ -357,8 +357,9 @@ pub struct AttentionBuffers<'b> {
 /// measured form for the variant and shape); benchmarks name the others to compare them in one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttentionKernel {
-    /// `main_small` for heads <= 32, else [`AttentionKernel::AUTO_TILED`] (f32 / f16 / capture);
-    /// [`AttentionKernel::AUTO_COOP`] for `Variant::CoopMatrix`.
+    /// `main_small` for heads <= 32, else [`AttentionKernel::AUTO_TILED`] (f32 / f16 / capture;
+    /// [`AttentionKernel::AUTO_TILED_UNALIGNED`] when a stride, offset or head dim is not a multiple
+    /// of 4); [`AttentionKernel::AUTO_COOP`] for `Variant::CoopMatrix`.
     Auto,
     /// `main`: 64 x 64 blocks, S 4 x 4 and O 4 x 8 per invocation; `qc` q/k columns and `vc` keys
     /// of v staged per step (each in 4, 8, 16, 32).
@@ -371,20 +372,36 @@ pub enum AttentionKernel {
     Coop,
     /// Cooperative-matrix `main_shared`: `nw` subgroups (1, 2, 4) of `rs` query rows (16, 32) per
     /// workgroup; `stage_kv`: k and v blocks copied once into workgroup memory, rows padded by `pad`
-    /// halves (0, 8).
+    /// halves (0, 8); `tanh`: silu as x (1 + tanh(x / 2)) / 2 in unmasked blocks.
     CoopShared {
         nw: u32,
         rs: u32,
         stage_kv: bool,
         pad: u32,
+        tanh: bool,
     },
 }
 
 impl AttentionKernel {
-    /// The register-tiled form `Auto` picks for heads > 32.
-    pub const AUTO_TILED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
-    /// The cooperative-matrix form `Auto` picks.
-    pub const AUTO_COOP: AttentionKernel = AttentionKernel::Coop;
+    /// The register-tiled form `Auto` picks for heads > 32 (measured on the H200, N = 8192, D = 128:
+    /// 12.8 TFLOP/s against 11.9 for `Tiled { 32, 32 }`, `runtime/BENCHMARKS-gpu.md`).
+    pub const AUTO_TILED: AttentionKernel = AttentionKernel::Big {
+        ty: 16,
+        bk: 64,
+        qc: 16,
+        vc: 16,
+    };
+    /// What `Auto` picks instead when q, k, v cannot be read as vectors of 4.
+    pub const AUTO_TILED_UNALIGNED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
+    /// The cooperative-matrix form `Auto` picks (H200, N = 8192, D = 128: 31.8 TFLOP/s against
+    /// 30.3 for `Coop`; the multi-subgroup and staged forms measured slower, `BENCHMARKS-gpu.md`).
+    pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopShared {
+        nw: 1,
+        rs: 32,
+        stage_kv: false,
+        pad: 0,
+        tanh: false,
+    };
 
     /// Short name for tables (`big_ty16_bk64_qc16_vc16`, `coop_shared_nw2_rs32_stage_pad8`, ...).
     pub fn name(self) -> String {
@@ -398,9 +415,11 @@ impl AttentionKernel {
                 rs,
                 stage_kv,
                 pad,
+                tanh,
             } => format!(
-                "coop_shared_nw{nw}_rs{rs}_{}_pad{pad}",
-                if stage_kv { "stage" } else { "global" }
+                "coop_shared_nw{nw}_rs{rs}_{}_pad{pad}{}",
+                if stage_kv { "stage" } else { "global" },
+                if tanh { "_tanh" } else { "" }
             ),
         }
     }
@@ -438,6 +457,7 @@ impl std::str::FromStr for AttentionKernel {
                 rs: num("rs")?,
                 stage_kv: fields.contains(&"stage"),
                 pad: num("pad")?,
+                tanh: fields.contains(&"tanh"),
             }),
             _ => Err(bad()),
         }
@@ -446,7 +466,8 @@ impl std::str::FromStr for AttentionKernel {
 
 /// What `Auto` runs for heads > 32: `HSTU_ATTENTION_KERNEL=<name>` (any register-tiled form, for
 /// tests and benchmarks), else `Tiled` with the chunks of `HSTU_ATTENTION_CHUNKS=QC,VC`, else
-/// [`AttentionKernel::AUTO_TILED`].
+/// [`AttentionKernel::AUTO_TILED`] (a `Big` form falls back to `AUTO_TILED_UNALIGNED` on layouts
+/// it cannot read as vectors).
 fn auto_tiled() -> Result<AttentionKernel> {
     if let Ok(name) = std::env::var("HSTU_ATTENTION_KERNEL") {
         return name.parse();
@@ -469,8 +490,21 @@ fn small_heads(p: &AttentionParams) -> bool {
 
 const CHUNKS: [u32; 4] = [4, 8, 16, 32];
 
+/// Can `main_big` read q, k, v of `p` as vectors of 4 (strides, offsets, head dims multiples of 4)?
+fn vec4_layout(p: &AttentionParams) -> bool {
+    [
+        p.q_stride, p.k_stride, p.v_stride, p.q_offset, p.k_offset, p.v_offset, p.dqk, p.dv,
+    ]
+    .iter()
+    .all(|x| x.is_multiple_of(4))
+}
+
 /// Pipeline key and query rows per workgroup of a register-tiled kernel (`Tiled`, `Big`).
-fn tiled_pipeline(variant: Variant, kernel: AttentionKernel) -> Result<(PipelineKey, usize)> {
+fn tiled_pipeline(
+    variant: Variant,
+    kernel: AttentionKernel,
+    p: &AttentionParams,
+) -> Result<(PipelineKey, usize)> {
     match kernel {
         AttentionKernel::Tiled { qc, vc } if CHUNKS.contains(&qc) && CHUNKS.contains(&vc) => Ok((
             PipelineKey::new("hstu_attention", variant, "main")
@@ -484,8 +518,15 @@ fn tiled_pipeline(variant: Variant, kernel: AttentionKernel) -> Result<(Pipeline
                 && CHUNKS.contains(&qc)
                 && CHUNKS.contains(&vc)
                 && vc <= bk
-                && qc * bk >= 16 * ty =>
+                && qc >= 8
+                && qc * bk >= 64 * ty =>
         {
+            if !vec4_layout(p) {
+                return Err(Error::Input(format!(
+                    "attention {}: strides, offsets and head dims must be multiples of 4",
+                    kernel.name()
+                )));
+            }
             // The workgroup array of `main_big`: bk (2 ty + 1) a_ij vec4, then q + k or v.
             let staging = (qc * (8 * ty + bk) / 4).max(32 * vc);
             if bk * (2 * ty + 1) + staging > 3072 {
@@ -531,12 +572,16 @@ fn coop_pipeline(
         PipelineKey::new("hstu_attention", Variant::CoopMatrix, entry).with("SG", sg as f64)
     };
     match kernel {
-        AttentionKernel::Auto | AttentionKernel::Coop => Ok((key("main"), 32)),
+        // `main_shared` holds at most 128 q/k columns; `main` takes any multiple of 16.
+        AttentionKernel::Auto if p.dqk <= 128 => coop_pipeline(rec, AttentionKernel::AUTO_COOP, p),
+        AttentionKernel::Auto => Ok((key("main"), 32)),
+        AttentionKernel::Coop => Ok((key("main"), 32)),
         AttentionKernel::CoopShared {
             nw,
             rs,
             stage_kv,
             pad,
+            tanh,
         } if [1, 2, 4].contains(&nw) && (rs == 16 || rs == 32) && (pad == 0 || pad == 8) => {
             if p.dqk > 128 {
                 return Err(Error::Input(format!(
@@ -549,7 +594,8 @@ fn coop_pipeline(
                     .with("NW", nw as f64)
                     .with("RS", rs as f64)
                     .with("STAGE_KV", if stage_kv { 1.0 } else { 0.0 })
-                    .with("KV_PAD", pad as f64),
+                    .with("KV_PAD", pad as f64)
+                    .with("SILU_TANH", if tanh { 1.0 } else { 0.0 }),
                 (rs * nw) as usize,
             ))
         }
@@ -604,8 +650,17 @@ pub fn attention_with(
             PipelineKey::new("hstu_attention", variant, "main_small"),
             32,
         ),
-        (_, AttentionKernel::Auto) => tiled_pipeline(variant, auto_tiled()?)?,
-        _ => tiled_pipeline(variant, kernel)?,
+        (_, AttentionKernel::Auto) => {
+            let kernel = auto_tiled()?;
+            let kernel = match kernel {
+                AttentionKernel::Big { .. } if !vec4_layout(p) => {
+                    AttentionKernel::AUTO_TILED_UNALIGNED
+                }
+                k => k,
+            };
+            tiled_pipeline(variant, kernel, p)?
+        }
+        _ => tiled_pipeline(variant, kernel, p)?,
     };
     let grid = (groups(max_rows.max(1), bq), p.heads, p.batch);
     rec.dispatch(&key, p, list, grid)

@@ -326,6 +326,7 @@ override NW: u32 = 2u;
 override RS: u32 = 32u;
 override STAGE_KV: u32 = 1u;
 override KV_PAD: u32 = 8u;
+override SILU_TANH: u32 = 0u; // 1: silu of unmasked blocks through tanh (coop_interior_weights)
 const SH_STRIDE: u32 = 40u; // f32 scores / f16 a_ij per tile row: 32 keys + 8
 
 var<workgroup> sh_k: array<f16, 16u + STAGE_KV * 4336u>; // [32 keys][dqk + KV_PAD], dqk + KV_PAD <= 136
@@ -365,6 +366,23 @@ fn stage_v(f: u32, seq: Sequence, h: u32, j0: u32) {
     let dst = 16u * (f % 2u) * vst + (f / 2u) * 16u;
     let m = coopLoadT<coop_mat16x16<f16, B>>(&v[src], vs);
     coopStoreT(m, &sh_v[dst], vst);
+}
+
+// silu(alpha s) / n of 4 unmasked scores; SILU_TANH = 1: as x (1 + tanh(x / 2)) / 2 (no division;
+// a_ij is rounded to f16 next, so the tanh's own rounding is below that step).
+fn coop_interior_weights(s: vec4<f32>) -> vec4<f32> {
+    let x = params.alpha * s;
+    if (SILU_TANH != 0u) {
+        return (0.5 * params.inv_n) * x * (vec4<f32>(1.0) + tanh(0.5 * x));
+    }
+    return x / (vec4<f32>(1.0) + exp(-x)) * params.inv_n;
+}
+
+fn coop_weight(s: f32, i: u32, j: u32, seq: Sequence) -> f32 {
+    if (i < seq.len && j < seq.len) {
+        return attention_weight(s, i, j, seq.history, seq.start);
+    }
+    return 0.0;
 }
 
 // Rows 16 half .. of value columns 16 vt .. of the key block at j0, from sh_v (STAGE_KV = 1) or v.
@@ -462,22 +480,25 @@ fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         }
         workgroupBarrier();
         let fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + 32u <= min(w0, seq.history);
-        for (var e = lane; e < RS * 32u; e += SG) {
+        // 4 consecutive scores per invocation and step.
+        for (var e = lane * 4u; e < RS * 32u; e += SG * 4u) {
             let r = e / 32u;
             let c = e % 32u;
-            let s = sh_s[sbase + r * SH_STRIDE + c];
-            var w = 0.0;
+            let x0 = sbase + r * SH_STRIDE + c;
+            let s = vec4<f32>(sh_s[x0], sh_s[x0 + 1u], sh_s[x0 + 2u], sh_s[x0 + 3u]);
+            var w = vec4<f32>(0.0);
             if (fast) {
-                let x = params.alpha * s;
-                w = x / (1.0 + exp(-x)) * params.inv_n;
+                w = coop_interior_weights(s);
             } else {
                 let i = i0 + r;
                 let j = j0 + c;
-                if (i < seq.len && j < seq.len) {
-                    w = attention_weight(s, i, j, seq.history, seq.start);
-                }
+                w = vec4<f32>(coop_weight(s.x, i, j, seq), coop_weight(s.y, i, j + 1u, seq),
+                    coop_weight(s.z, i, j + 2u, seq), coop_weight(s.w, i, j + 3u, seq));
             }
-            sh_p[sbase + r * SH_STRIDE + c] = f16(w);
+            sh_p[x0] = f16(w.x);
+            sh_p[x0 + 1u] = f16(w.y);
+            sh_p[x0 + 2u] = f16(w.z);
+            sh_p[x0 + 3u] = f16(w.w);
         }
         workgroupBarrier();
         let p00 = coopLoadT<coop_mat16x16<f16, A>>(&sh_p[st00], tile_stride);
@@ -768,6 +789,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 // staged QC at a time, v keys VC at a time; every tile lives in one workgroup array sized by the
 // override constants (QC, VC as in `main`; BKB (BQ / 4 + 1) + max(QC (BQ + BKB), 128 VC) / 4 vec4
 // at most 3072 = 48 KiB, checked on the host).
+// q, k, v seen as vectors of 4 elements (main_big only: strides, offsets, dqk and dv are multiples of 4, checked on the host).
+@group(0) @binding(2) var<storage, read> q4: array<elem4>; // [.., q_stride / 4]
+@group(0) @binding(3) var<storage, read> k4: array<elem4>; // [.., k_stride / 4]
+@group(0) @binding(4) var<storage, read> v4: array<elem4>; // [.., v_stride / 4]
+
+// Elements [index, index + 4) of q (which = 0), k (1) or v (2) as f32, index a multiple of 4; 0 when !ok.
+fn load_vec4(index: u32, ok: bool, which: u32) -> vec4<f32> {
+    if (!ok) {
+        return vec4<f32>(0.0);
+    }
+    if (which == 0u) {
+        return vec4<f32>(q4[index / 4u]);
+    } else if (which == 1u) {
+        return vec4<f32>(k4[index / 4u]);
+    }
+    return vec4<f32>(v4[index / 4u]);
+}
+
 override TY: u32 = 8u;
 override BKB: u32 = 64u; // keys per block: 64 (S 8 rows x 4 keys per invocation) or 32 (S 4 x 4)
 
@@ -853,18 +892,25 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
             for (var c0 = 0u; c0 < params.dqk; c0 += QC) {
                 workgroupBarrier();
                 let qi = i0 + q_row;
-                for (var t = 0u; t < q_per; t++) {
+                // One vector load per 4 columns, 4 scalar stores into the transposed tiles.
+                for (var t = 0u; t < q_per; t += 4u) {
                     let cc = c0 + q_c + t;
-                    let x = load_elem((seq.start + qi) * params.q_stride + q_col + cc, qi < seq.len && cc < params.dqk, 0u);
+                    let x = load_vec4((seq.start + qi) * params.q_stride + q_col + cc, qi < seq.len && cc < params.dqk, 0u);
                     let f = q_floats + (q_c + t) * bq + q_row;
-                    big_tile[f / 4u][f % 4u] = x;
+                    big_tile[f / 4u][q_row % 4u] = x.x;
+                    big_tile[(f + bq) / 4u][q_row % 4u] = x.y;
+                    big_tile[(f + 2u * bq) / 4u][q_row % 4u] = x.z;
+                    big_tile[(f + 3u * bq) / 4u][q_row % 4u] = x.w;
                 }
                 let kj = j0 + k_key;
-                for (var t = 0u; t < k_per; t++) {
+                for (var t = 0u; t < k_per; t += 4u) {
                     let cc = c0 + k_c + t;
-                    let x = load_elem((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
+                    let x = load_vec4((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
                     let f = k_floats + (k_c + t) * BKB + k_slot;
-                    big_tile[f / 4u][f % 4u] = x;
+                    big_tile[f / 4u][k_slot % 4u] = x.x;
+                    big_tile[(f + BKB) / 4u][k_slot % 4u] = x.y;
+                    big_tile[(f + 2u * BKB) / 4u][k_slot % 4u] = x.z;
+                    big_tile[(f + 3u * BKB) / 4u][k_slot % 4u] = x.w;
                 }
                 workgroupBarrier();
                 if (BKB == 64u) {
@@ -935,12 +981,7 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
                     let col = dv0 + (e % 32u) * 4u;
                     let j = j0 + kc + e / 32u;
                     let vbase = (seq.start + j) * params.v_stride + v_col + col;
-                    let ok = j < seq.len;
-                    big_tile[stage + e] = vec4<f32>(
-                        load_elem(vbase, ok && col < params.dv, 2u),
-                        load_elem(vbase + 1u, ok && col + 1u < params.dv, 2u),
-                        load_elem(vbase + 2u, ok && col + 2u < params.dv, 2u),
-                        load_elem(vbase + 3u, ok && col + 3u < params.dv, 2u));
+                    big_tile[stage + e] = load_vec4(vbase, j < seq.len && col < params.dv, 2u);
                 }
                 workgroupBarrier();
                 for (var kk = 0u; kk < VC; kk++) {
