@@ -380,6 +380,10 @@ pub enum AttentionKernel {
         pad: u32,
         tanh: bool,
     },
+    /// Cooperative-matrix `main_long`: one subgroup per 32 query rows, `lk` keys per step (32, 64),
+    /// 1 / n applied to the output; `silu` form of unmasked blocks: 0 exact (f32), 1 tanh (f32),
+    /// 2 tanh (f16).
+    CoopLong { lk: u32, silu: u32 },
 }
 
 impl AttentionKernel {
@@ -421,6 +425,7 @@ impl AttentionKernel {
                 if stage_kv { "stage" } else { "global" },
                 if tanh { "_tanh" } else { "" }
             ),
+            AttentionKernel::CoopLong { lk, silu } => format!("coop_long_lk{lk}_silu{silu}"),
         }
     }
 }
@@ -452,6 +457,10 @@ impl std::str::FromStr for AttentionKernel {
                 vc: num("vc")?,
             }),
             Some("coop") if fields.len() == 1 => Ok(AttentionKernel::Coop),
+            Some("coop") if fields.get(1) == Some(&"long") => Ok(AttentionKernel::CoopLong {
+                lk: num("lk")?,
+                silu: num("silu")?,
+            }),
             Some("coop") if fields.get(1) == Some(&"shared") => Ok(AttentionKernel::CoopShared {
                 nw: num("nw")?,
                 rs: num("rs")?,
@@ -599,6 +608,12 @@ fn coop_pipeline(
                 (rs * nw) as usize,
             ))
         }
+        AttentionKernel::CoopLong { lk, silu } if (lk == 32 || lk == 64) && silu <= 2 => Ok((
+            key("main_long")
+                .with("LK", lk as f64)
+                .with("SILU_FORM", silu as f64),
+            32,
+        )),
         _ => Err(Error::Input(format!(
             "attention {}: not a cooperative-matrix form",
             kernel.name()

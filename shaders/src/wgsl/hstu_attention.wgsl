@@ -1,6 +1,6 @@
 // hstu_attention: out[b, i, h, :] = sum_j valid(i, j) * silu(alpha * q_i . k_j + rab_ij) / n * v_j over jagged sequences (spec sections 1, 5, 6), tiled flash-style: never an N x N matrix in memory (CAPTURE: also writes a_ij for batch 1).
 // bindings: 0 params (uniform), 1 meta u32 [seq_offsets B+1 | num_targets B | bucket thresholds buckets+1], 2 q, 3 k, 4 v (elem, rows of q_stride/k_stride/v_stride, head h at column offset + h*d), 5 rab_w f32 [pos_w 2N-1 | ts_w buckets+1], 6 times i32 [t_next T | t_key T], 7 out f32 [.., out_stride], (CAPTURE: 8 capture f32 [H, L, L]).
-// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_shared: BQ = RS NW and NW subgroups; main_big (not COOP): BQ = 8 TY and 16 x TY invocations; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
+// dispatch: (ceil(max_b (L_b - q_begin) / BQ), H, B) with BQ = 64 and 16 x 16 invocations; COOP: BQ = 32 and one subgroup (SG invocations) per workgroup; COOP main_shared: BQ = RS NW and NW subgroups; COOP main_long: BQ = 32, one subgroup; main_big (not COOP): BQ = 8 TY and 16 x TY invocations; main_small (dqk, dv <= 32): BQ = 32, 256 invocations.
 
 struct Params {
     batch: u32,
@@ -56,6 +56,11 @@ fn time_bucket(dt: u32) -> u32 {
 
 // a_ij for local query i, key j of the sequence starting at token `start` with `u` history tokens.
 fn attention_weight(qk: f32, i: u32, j: u32, u: u32, start: u32) -> f32 {
+    return masked_silu(qk, i, j, u, start) * params.inv_n;
+}
+
+// a_ij n: silu(alpha qk + rab_ij) where (i, j) is valid, else 0.
+fn masked_silu(qk: f32, i: u32, j: u32, u: u32, start: u32) -> f32 {
     let id_i = min(i, u);
     let id_j = min(j, u);
     let in_window = params.max_attn_len == 0u || id_i - id_j <= params.max_attn_len;
@@ -69,7 +74,7 @@ fn attention_weight(qk: f32, i: u32, j: u32, u: u32, start: u32) -> f32 {
         let ts_index = 2u * params.rab_n - 1u + time_bucket(u32(abs(dt)));
         s += rab_w[u32(pos_index)] + rab_w[ts_index];
     }
-    return s / (1.0 + exp(-s)) * params.inv_n;
+    return s / (1.0 + exp(-s));
 }
 
 struct Sequence {
@@ -529,6 +534,281 @@ fn main_shared(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     if (tiles > 5u) { shared_store(o05, seq, h, r0, 80u, sbase, lane); if (RS > 16u) { shared_store(o15, seq, h, r1, 80u, sbase, lane); } }
     if (tiles > 6u) { shared_store(o06, seq, h, r0, 96u, sbase, lane); if (RS > 16u) { shared_store(o16, seq, h, r1, 96u, sbase, lane); } }
     if (tiles > 7u) { shared_store(o07, seq, h, r0, 112u, sbase, lane); if (RS > 16u) { shared_store(o17, seq, h, r1, 112u, sbase, lane); } }
+}
+
+// Long-block form `main_long`: one subgroup owns 32 query rows x 128 value columns (2 x 8 f32
+// accumulators, as `main`) and steps over LK keys at a time (32 or 64: 2 x LK / 16 score
+// accumulators), k and v straight from global memory. a_ij n is what goes to f16 (the 1 / n scales
+// the output once, so a_ij never falls into the f16 subnormal range); SILU_FORM for unmasked
+// blocks: 0 = x / (1 + exp(-x)), 1 = x (1 + tanh(x / 2)) / 2, both in f32; 2 = the tanh form in f16.
+override LK: u32 = 64u;
+override SILU_FORM: u32 = 0u;
+
+var<workgroup> lg_s: array<f32, 32u * (LK + 8u)>; // [32 rows][LK + 8] scores, then 16 x 16 output tiles
+var<workgroup> lg_p: array<f16, 32u * (LK + 8u)>; // [32 rows][LK + 8] a_ij n
+
+// Key blocks of `bk` for query rows [i0, i1), as `coop_key_blocks`.
+fn key_blocks_of(i0: u32, i1: u32, u: u32, bk: u32) -> vec3<u32> {
+    let history_blocks = (min(i1, u) + bk - 1u) / bk;
+    let first = max(max(i0, u) / bk, history_blocks);
+    var count = 0u;
+    if (i1 > u) {
+        count = max((i1 + bk - 1u) / bk, first) - first;
+    }
+    return vec3<u32>(history_blocks, first, count);
+}
+
+fn long_silu(s: vec4<f32>) -> vec4<f16> {
+    let x = params.alpha * s;
+    if (SILU_FORM == 2u) {
+        let xh = vec4<f16>(x);
+        return xh * (vec4<f16>(0.5) + vec4<f16>(0.5) * tanh(vec4<f16>(0.5) * xh));
+    }
+    if (SILU_FORM == 1u) {
+        return vec4<f16>(x * (vec4<f32>(0.5) + 0.5 * tanh(0.5 * x)));
+    }
+    return vec4<f16>(x / (vec4<f32>(1.0) + exp(-x)));
+}
+
+fn long_masked(s: f32, i: u32, j: u32, seq: Sequence) -> f32 {
+    if (i < seq.len && j < seq.len) {
+        return masked_silu(s, i, j, seq.history, seq.start);
+    }
+    return 0.0;
+}
+
+fn long_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0: u32, lane: u32) {
+    let zero = 0u;
+    let tile_stride = 16u;
+    coopStoreT(acc, &lg_s[zero], tile_stride);
+    workgroupBarrier();
+    for (var e = lane; e < 256u; e += SG) {
+        let i = row0 + e / 16u;
+        let col = col0 + e % 16u;
+        if (i < seq.len && col < params.dv) {
+            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = lg_s[e] * params.inv_n;
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(SG)
+fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let b = wid.z;
+    let h = wid.y;
+    let seq = sequence(b);
+    let i0 = params.q_begin + wid.x * 32u;
+    // No early return: cooperative operations need uniform control flow, so an idle workgroup runs zero blocks.
+    let i1 = clamp(seq.len, i0, i0 + 32u);
+    let blocks = key_blocks_of(i0, i1, seq.history, LK);
+    let total_blocks = select(0u, blocks.x + blocks.z, i1 > i0);
+    let qs = params.q_stride;
+    let ks = params.k_stride;
+    let vs = params.v_stride;
+    let st = LK + 8u;
+    let tiles = params.dv / 16u;
+    var o00 = coop_mat16x16<f32, C>(); var o10 = coop_mat16x16<f32, C>();
+    var o01 = coop_mat16x16<f32, C>(); var o11 = coop_mat16x16<f32, C>();
+    var o02 = coop_mat16x16<f32, C>(); var o12 = coop_mat16x16<f32, C>();
+    var o03 = coop_mat16x16<f32, C>(); var o13 = coop_mat16x16<f32, C>();
+    var o04 = coop_mat16x16<f32, C>(); var o14 = coop_mat16x16<f32, C>();
+    var o05 = coop_mat16x16<f32, C>(); var o15 = coop_mat16x16<f32, C>();
+    var o06 = coop_mat16x16<f32, C>(); var o16 = coop_mat16x16<f32, C>();
+    var o07 = coop_mat16x16<f32, C>(); var o17 = coop_mat16x16<f32, C>();
+    for (var t = 0u; t < total_blocks; t++) {
+        let j0 = select((blocks.y + t - blocks.x) * LK, t * LK, t < blocks.x);
+        var s00 = coop_mat16x16<f32, C>(); var s01 = coop_mat16x16<f32, C>();
+        var s02 = coop_mat16x16<f32, C>(); var s03 = coop_mat16x16<f32, C>();
+        var s10 = coop_mat16x16<f32, C>(); var s11 = coop_mat16x16<f32, C>();
+        var s12 = coop_mat16x16<f32, C>(); var s13 = coop_mat16x16<f32, C>();
+        for (var c0 = 0u; c0 < params.dqk; c0 += 16u) {
+            let iq0 = (seq.start + i0) * qs + params.q_offset + h * params.dqk + c0;
+            let iq1 = iq0 + 16u * qs;
+            let ik0 = (seq.start + j0) * ks + params.k_offset + h * params.dqk + c0;
+            let ik1 = ik0 + 16u * ks;
+            let q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq0], qs);
+            let q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq1], qs);
+            let k0 = coopLoad<coop_mat16x16<f16, B>>(&k[ik0], ks);
+            let k1 = coopLoad<coop_mat16x16<f16, B>>(&k[ik1], ks);
+            s00 = coopMultiplyAdd(q0, k0, s00);
+            s01 = coopMultiplyAdd(q0, k1, s01);
+            s10 = coopMultiplyAdd(q1, k0, s10);
+            s11 = coopMultiplyAdd(q1, k1, s11);
+            if (LK > 32u) {
+                let ik2 = ik1 + 16u * ks;
+                let ik3 = ik2 + 16u * ks;
+                let k2 = coopLoad<coop_mat16x16<f16, B>>(&k[ik2], ks);
+                let k3 = coopLoad<coop_mat16x16<f16, B>>(&k[ik3], ks);
+                s02 = coopMultiplyAdd(q0, k2, s02);
+                s03 = coopMultiplyAdd(q0, k3, s03);
+                s12 = coopMultiplyAdd(q1, k2, s12);
+                s13 = coopMultiplyAdd(q1, k3, s13);
+            }
+        }
+        let t00 = 0u;
+        let t01 = 16u;
+        let t02 = 32u;
+        let t03 = 48u;
+        let t10 = 16u * st;
+        let t11 = t10 + 16u;
+        let t12 = t10 + 32u;
+        let t13 = t10 + 48u;
+        coopStoreT(s00, &lg_s[t00], st);
+        coopStoreT(s01, &lg_s[t01], st);
+        coopStoreT(s10, &lg_s[t10], st);
+        coopStoreT(s11, &lg_s[t11], st);
+        if (LK > 32u) {
+            coopStoreT(s02, &lg_s[t02], st);
+            coopStoreT(s03, &lg_s[t03], st);
+            coopStoreT(s12, &lg_s[t12], st);
+            coopStoreT(s13, &lg_s[t13], st);
+        }
+        workgroupBarrier();
+        let fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + LK <= min(i0, seq.history);
+        for (var e = lane * 4u; e < 32u * LK; e += SG * 4u) {
+            let r = e / LK;
+            let c = e % LK;
+            let x0 = r * st + c;
+            let sv = vec4<f32>(lg_s[x0], lg_s[x0 + 1u], lg_s[x0 + 2u], lg_s[x0 + 3u]);
+            var w = vec4<f16>(0.0);
+            if (fast) {
+                w = long_silu(sv);
+            } else {
+                let i = i0 + r;
+                let j = j0 + c;
+                w = vec4<f16>(vec4<f32>(long_masked(sv.x, i, j, seq), long_masked(sv.y, i, j + 1u, seq),
+                    long_masked(sv.z, i, j + 2u, seq), long_masked(sv.w, i, j + 3u, seq)));
+            }
+            lg_p[x0] = w.x;
+            lg_p[x0 + 1u] = w.y;
+            lg_p[x0 + 2u] = w.z;
+            lg_p[x0 + 3u] = w.w;
+        }
+        workgroupBarrier();
+        let p00 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t00], st);
+        let p01 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t01], st);
+        let p10 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t10], st);
+        let p11 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t11], st);
+        var p02 = coop_mat16x16<f16, A>(); var p03 = coop_mat16x16<f16, A>();
+        var p12 = coop_mat16x16<f16, A>(); var p13 = coop_mat16x16<f16, A>();
+        if (LK > 32u) {
+            p02 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t02], st);
+            p03 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t03], st);
+            p12 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t12], st);
+            p13 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t13], st);
+        }
+        let iv0 = (seq.start + j0) * vs + params.v_offset + h * params.dv;
+        let iv1 = iv0 + 16u * vs;
+        let iv2 = iv1 + 16u * vs;
+        let iv3 = iv2 + 16u * vs;
+        if (tiles > 0u) {
+            let x0 = iv0 + 0u; let x1 = iv1 + 0u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o00 = coopMultiplyAdd(p00, v0, o00); o00 = coopMultiplyAdd(p01, v1, o00);
+            o10 = coopMultiplyAdd(p10, v0, o10); o10 = coopMultiplyAdd(p11, v1, o10);
+            if (LK > 32u) {
+                let x2 = iv2 + 0u; let x3 = iv3 + 0u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o00 = coopMultiplyAdd(p02, v2, o00); o00 = coopMultiplyAdd(p03, v3, o00);
+                o10 = coopMultiplyAdd(p12, v2, o10); o10 = coopMultiplyAdd(p13, v3, o10);
+            }
+        }
+        if (tiles > 1u) {
+            let x0 = iv0 + 16u; let x1 = iv1 + 16u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o01 = coopMultiplyAdd(p00, v0, o01); o01 = coopMultiplyAdd(p01, v1, o01);
+            o11 = coopMultiplyAdd(p10, v0, o11); o11 = coopMultiplyAdd(p11, v1, o11);
+            if (LK > 32u) {
+                let x2 = iv2 + 16u; let x3 = iv3 + 16u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o01 = coopMultiplyAdd(p02, v2, o01); o01 = coopMultiplyAdd(p03, v3, o01);
+                o11 = coopMultiplyAdd(p12, v2, o11); o11 = coopMultiplyAdd(p13, v3, o11);
+            }
+        }
+        if (tiles > 2u) {
+            let x0 = iv0 + 32u; let x1 = iv1 + 32u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o02 = coopMultiplyAdd(p00, v0, o02); o02 = coopMultiplyAdd(p01, v1, o02);
+            o12 = coopMultiplyAdd(p10, v0, o12); o12 = coopMultiplyAdd(p11, v1, o12);
+            if (LK > 32u) {
+                let x2 = iv2 + 32u; let x3 = iv3 + 32u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o02 = coopMultiplyAdd(p02, v2, o02); o02 = coopMultiplyAdd(p03, v3, o02);
+                o12 = coopMultiplyAdd(p12, v2, o12); o12 = coopMultiplyAdd(p13, v3, o12);
+            }
+        }
+        if (tiles > 3u) {
+            let x0 = iv0 + 48u; let x1 = iv1 + 48u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o03 = coopMultiplyAdd(p00, v0, o03); o03 = coopMultiplyAdd(p01, v1, o03);
+            o13 = coopMultiplyAdd(p10, v0, o13); o13 = coopMultiplyAdd(p11, v1, o13);
+            if (LK > 32u) {
+                let x2 = iv2 + 48u; let x3 = iv3 + 48u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o03 = coopMultiplyAdd(p02, v2, o03); o03 = coopMultiplyAdd(p03, v3, o03);
+                o13 = coopMultiplyAdd(p12, v2, o13); o13 = coopMultiplyAdd(p13, v3, o13);
+            }
+        }
+        if (tiles > 4u) {
+            let x0 = iv0 + 64u; let x1 = iv1 + 64u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o04 = coopMultiplyAdd(p00, v0, o04); o04 = coopMultiplyAdd(p01, v1, o04);
+            o14 = coopMultiplyAdd(p10, v0, o14); o14 = coopMultiplyAdd(p11, v1, o14);
+            if (LK > 32u) {
+                let x2 = iv2 + 64u; let x3 = iv3 + 64u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o04 = coopMultiplyAdd(p02, v2, o04); o04 = coopMultiplyAdd(p03, v3, o04);
+                o14 = coopMultiplyAdd(p12, v2, o14); o14 = coopMultiplyAdd(p13, v3, o14);
+            }
+        }
+        if (tiles > 5u) {
+            let x0 = iv0 + 80u; let x1 = iv1 + 80u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o05 = coopMultiplyAdd(p00, v0, o05); o05 = coopMultiplyAdd(p01, v1, o05);
+            o15 = coopMultiplyAdd(p10, v0, o15); o15 = coopMultiplyAdd(p11, v1, o15);
+            if (LK > 32u) {
+                let x2 = iv2 + 80u; let x3 = iv3 + 80u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o05 = coopMultiplyAdd(p02, v2, o05); o05 = coopMultiplyAdd(p03, v3, o05);
+                o15 = coopMultiplyAdd(p12, v2, o15); o15 = coopMultiplyAdd(p13, v3, o15);
+            }
+        }
+        if (tiles > 6u) {
+            let x0 = iv0 + 96u; let x1 = iv1 + 96u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o06 = coopMultiplyAdd(p00, v0, o06); o06 = coopMultiplyAdd(p01, v1, o06);
+            o16 = coopMultiplyAdd(p10, v0, o16); o16 = coopMultiplyAdd(p11, v1, o16);
+            if (LK > 32u) {
+                let x2 = iv2 + 96u; let x3 = iv3 + 96u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o06 = coopMultiplyAdd(p02, v2, o06); o06 = coopMultiplyAdd(p03, v3, o06);
+                o16 = coopMultiplyAdd(p12, v2, o16); o16 = coopMultiplyAdd(p13, v3, o16);
+            }
+        }
+        if (tiles > 7u) {
+            let x0 = iv0 + 112u; let x1 = iv1 + 112u;
+            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
+            o07 = coopMultiplyAdd(p00, v0, o07); o07 = coopMultiplyAdd(p01, v1, o07);
+            o17 = coopMultiplyAdd(p10, v0, o17); o17 = coopMultiplyAdd(p11, v1, o17);
+            if (LK > 32u) {
+                let x2 = iv2 + 112u; let x3 = iv3 + 112u;
+                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
+                o07 = coopMultiplyAdd(p02, v2, o07); o07 = coopMultiplyAdd(p03, v3, o07);
+                o17 = coopMultiplyAdd(p12, v2, o17); o17 = coopMultiplyAdd(p13, v3, o17);
+            }
+        }
+        workgroupBarrier();
+    }
+    let r0 = i0;
+    let r1 = i0 + 16u;
+    if (tiles > 0u) { long_store(o00, seq, h, r0, 0u, lane); long_store(o10, seq, h, r1, 0u, lane); }
+    if (tiles > 1u) { long_store(o01, seq, h, r0, 16u, lane); long_store(o11, seq, h, r1, 16u, lane); }
+    if (tiles > 2u) { long_store(o02, seq, h, r0, 32u, lane); long_store(o12, seq, h, r1, 32u, lane); }
+    if (tiles > 3u) { long_store(o03, seq, h, r0, 48u, lane); long_store(o13, seq, h, r1, 48u, lane); }
+    if (tiles > 4u) { long_store(o04, seq, h, r0, 64u, lane); long_store(o14, seq, h, r1, 64u, lane); }
+    if (tiles > 5u) { long_store(o05, seq, h, r0, 80u, lane); long_store(o15, seq, h, r1, 80u, lane); }
+    if (tiles > 6u) { long_store(o06, seq, h, r0, 96u, lane); long_store(o16, seq, h, r1, 96u, lane); }
+    if (tiles > 7u) { long_store(o07, seq, h, r0, 112u, lane); long_store(o17, seq, h, r1, 112u, lane); }
 }
 
 @compute @workgroup_size(SG)
