@@ -366,8 +366,15 @@ pub enum AttentionKernel {
     Tiled { qc: u32, vc: u32 },
     /// `main_big`: 8 `ty` query rows x `bk` keys (64 or 32), 16 x `ty` invocations (`ty` in 8, 16),
     /// S 8 x 4 (`bk` = 64) or 4 x 4 (32) and O 8 x 8 per invocation; `qc`, `vc` as for `Tiled`
-    /// (`vc` <= `bk`; the tiles must fit 48 KiB).
-    Big { ty: u32, bk: u32, qc: u32, vc: u32 },
+    /// (`vc` <= `bk`, `ty` / 2 <= `vc` <= 2 `ty`; the tiles must fit 48 KiB); `pf`: the next q / k / v
+    /// chunk is loaded into registers during the current chunk's products.
+    Big {
+        ty: u32,
+        bk: u32,
+        qc: u32,
+        vc: u32,
+        pf: bool,
+    },
     /// Cooperative-matrix `main`: one subgroup per 32 query rows, k and v from global memory.
     Coop,
     /// Cooperative-matrix `main_shared`: `nw` subgroups (1, 2, 4) of `rs` query rows (16, 32) per
@@ -394,6 +401,7 @@ impl AttentionKernel {
         bk: 64,
         qc: 16,
         vc: 16,
+        pf: false,
     };
     /// What `Auto` picks instead when q, k, v cannot be read as vectors of 4.
     pub const AUTO_TILED_UNALIGNED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
@@ -407,12 +415,15 @@ impl AttentionKernel {
         tanh: false,
     };
 
-    /// Short name for tables (`big_ty16_bk64_qc16_vc16`, `coop_shared_nw2_rs32_stage_pad8`, ...).
+    /// Short name for tables (`big_ty16_bk64_qc16_vc16_pf`, `coop_shared_nw2_rs32_stage_pad8`, ...).
     pub fn name(self) -> String {
         match self {
             AttentionKernel::Auto => "auto".into(),
             AttentionKernel::Tiled { qc, vc } => format!("tiled_qc{qc}_vc{vc}"),
-            AttentionKernel::Big { ty, bk, qc, vc } => format!("big_ty{ty}_bk{bk}_qc{qc}_vc{vc}"),
+            AttentionKernel::Big { ty, bk, qc, vc, pf } => format!(
+                "big_ty{ty}_bk{bk}_qc{qc}_vc{vc}{}",
+                if pf { "_pf" } else { "" }
+            ),
             AttentionKernel::Coop => "coop".into(),
             AttentionKernel::CoopShared {
                 nw,
@@ -455,6 +466,7 @@ impl std::str::FromStr for AttentionKernel {
                 bk: num("bk")?,
                 qc: num("qc")?,
                 vc: num("vc")?,
+                pf: fields.contains(&"pf"),
             }),
             Some("coop") if fields.len() == 1 => Ok(AttentionKernel::Coop),
             Some("coop") if fields.get(1) == Some(&"long") => Ok(AttentionKernel::CoopLong {
@@ -521,12 +533,14 @@ fn tiled_pipeline(
                 .with("VC", vc as f64),
             64,
         )),
-        AttentionKernel::Big { ty, bk, qc, vc }
+        AttentionKernel::Big { ty, bk, qc, vc, pf }
             if (ty == 8 || ty == 16)
                 && (bk == 32 || bk == 64)
                 && CHUNKS.contains(&qc)
                 && CHUNKS.contains(&vc)
                 && vc <= bk
+                && 2 * vc >= ty
+                && vc <= 2 * ty
                 && qc >= 8
                 && qc * bk >= 64 * ty =>
         {
@@ -548,6 +562,7 @@ fn tiled_pipeline(
                 PipelineKey::new("hstu_attention", variant, "main_big")
                     .with("TY", ty as f64)
                     .with("BKB", bk as f64)
+                    .with("PREFETCH", if pf { 1.0 } else { 0.0 })
                     .with("QC", qc as f64)
                     .with("VC", vc as f64),
                 8 * ty as usize,

@@ -1089,6 +1089,7 @@ fn load_vec4(index: u32, ok: bool, which: u32) -> vec4<f32> {
 
 override TY: u32 = 8u;
 override BKB: u32 = 64u; // keys per block: 64 (S 8 rows x 4 keys per invocation) or 32 (S 4 x 4)
+override PREFETCH: u32 = 1u; // 1: the next q / k / v chunk is loaded into registers during the current chunk's products
 
 var<workgroup> big_tile: array<vec4<f32>, BKB * (2u * TY + 1u) + max(QC * (8u * TY + BKB) / 4u, 32u * VC)>; // [a_ij: BK][BQ / 4 + 1] | [q: QC][BQ] [k: QC][BK] or [v: VC][128]
 
@@ -1114,6 +1115,89 @@ fn big_weights(s: vec4<f32>, fast: bool, i: u32, j: u32, step: u32, seq: Sequenc
 // a_ij of 4 query rows (vec4 `slot` of the row axis) for the key at local index `key`.
 fn put_big(key: u32, pp: u32, slot: u32, w: vec4<f32>) {
     big_tile[key * pp + slot] = w;
+}
+
+// One invocation's share of a q / k chunk: QC / 8 vectors of q and QC BKB / (64 TY) of k (1, 2 or 4 each).
+struct QkShare {
+    q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>, q3: vec4<f32>,
+    k0: vec4<f32>, k1: vec4<f32>, k2: vec4<f32>, k3: vec4<f32>,
+}
+
+// Columns c0 + q_c + 4 m of the q row at element q_at and c0 + k_c + 4 m of the k row at k_at.
+fn load_qk_share(q_at: u32, q_ok: bool, q_c: u32, k_at: u32, k_ok: bool, k_c: u32, c0: u32) -> QkShare {
+    let q_n = QC / 8u;
+    let k_n = QC * BKB / (64u * TY);
+    var r: QkShare;
+    let qc = c0 + q_c;
+    r.q0 = load_vec4(q_at + qc, q_ok && qc < params.dqk, 0u);
+    if (q_n > 1u) { r.q1 = load_vec4(q_at + qc + 4u, q_ok && qc + 4u < params.dqk, 0u); }
+    if (q_n > 2u) {
+        r.q2 = load_vec4(q_at + qc + 8u, q_ok && qc + 8u < params.dqk, 0u);
+        r.q3 = load_vec4(q_at + qc + 12u, q_ok && qc + 12u < params.dqk, 0u);
+    }
+    let kc = c0 + k_c;
+    r.k0 = load_vec4(k_at + kc, k_ok && kc < params.dqk, 1u);
+    if (k_n > 1u) { r.k1 = load_vec4(k_at + kc + 4u, k_ok && kc + 4u < params.dqk, 1u); }
+    if (k_n > 2u) {
+        r.k2 = load_vec4(k_at + kc + 8u, k_ok && kc + 8u < params.dqk, 1u);
+        r.k3 = load_vec4(k_at + kc + 12u, k_ok && kc + 12u < params.dqk, 1u);
+    }
+    return r;
+}
+
+// Floats f, f + step, f + 2 step, f + 3 step of big_tile (all with component `part`) = x.
+fn put_column4(f: u32, step: u32, part: u32, x: vec4<f32>) {
+    big_tile[f / 4u][part] = x.x;
+    big_tile[(f + step) / 4u][part] = x.y;
+    big_tile[(f + 2u * step) / 4u][part] = x.z;
+    big_tile[(f + 3u * step) / 4u][part] = x.w;
+}
+
+// The share into the transposed tiles: q column c at q_f + c bq, k column c at k_f + c BKB.
+fn store_qk_share(x: QkShare, q_f: u32, bq: u32, q_part: u32, k_f: u32, k_part: u32) {
+    let q_n = QC / 8u;
+    let k_n = QC * BKB / (64u * TY);
+    put_column4(q_f, bq, q_part, x.q0);
+    if (q_n > 1u) { put_column4(q_f + 4u * bq, bq, q_part, x.q1); }
+    if (q_n > 2u) {
+        put_column4(q_f + 8u * bq, bq, q_part, x.q2);
+        put_column4(q_f + 12u * bq, bq, q_part, x.q3);
+    }
+    put_column4(k_f, BKB, k_part, x.k0);
+    if (k_n > 1u) { put_column4(k_f + 4u * BKB, BKB, k_part, x.k1); }
+    if (k_n > 2u) {
+        put_column4(k_f + 8u * BKB, BKB, k_part, x.k2);
+        put_column4(k_f + 12u * BKB, BKB, k_part, x.k3);
+    }
+}
+
+// One invocation's share of a v chunk: 2 VC / TY vectors (1, 2 or 4), keys j + m row_step.
+struct VShare {
+    v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
+}
+
+// v at element v_at (key j) and the keys m row_step further (m < 2 VC / TY).
+fn load_v_share(v_at: u32, j: u32, row_step: u32, len: u32, col_ok: bool) -> VShare {
+    let n = 2u * VC / TY;
+    let step = row_step * params.v_stride;
+    var r: VShare;
+    r.v0 = load_vec4(v_at, col_ok && j < len, 2u);
+    if (n > 1u) { r.v1 = load_vec4(v_at + step, col_ok && j + row_step < len, 2u); }
+    if (n > 2u) {
+        r.v2 = load_vec4(v_at + 2u * step, col_ok && j + 2u * row_step < len, 2u);
+        r.v3 = load_vec4(v_at + 3u * step, col_ok && j + 3u * row_step < len, 2u);
+    }
+    return r;
+}
+
+fn store_v_share(x: VShare, first: u32, nt: u32) {
+    let n = 2u * VC / TY;
+    big_tile[first] = x.v0;
+    if (n > 1u) { big_tile[first + nt] = x.v1; }
+    if (n > 2u) {
+        big_tile[first + 2u * nt] = x.v2;
+        big_tile[first + 3u * nt] = x.v3;
+    }
 }
 
 @compute @workgroup_size(16, TY)
@@ -1152,6 +1236,12 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     let k_c = (li / BKB) * k_per;
     let k_slot = (k_key % kstep) * 4u + k_key / kstep;
     let row0 = i0 + ty * 8u;
+    let qi = i0 + q_row;
+    let q_at = (seq.start + qi) * params.q_stride + q_col;
+    let q_ok = qi < seq.len;
+    // v staging: invocation li holds keys li / 32 + m nt / 32, value columns 4 (li % 32) ..
+    let v_key = li / 32u;
+    let v_c4 = li % 32u;
     for (var dv0 = 0u; dv0 < params.dv; dv0 += 128u) {
         var o0l = vec4<f32>(0.0); var o0h = vec4<f32>(0.0);
         var o1l = vec4<f32>(0.0); var o1h = vec4<f32>(0.0);
@@ -1165,34 +1255,24 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
             if (!key_block_needed(j0, BKB, i0, i1, seq.history)) {
                 continue;
             }
+            let kj = j0 + k_key;
+            let k_at = (seq.start + kj) * params.k_stride + k_col;
+            var share = load_qk_share(q_at, q_ok, q_c, k_at, kj < seq.len, k_c, 0u);
             var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0);
             var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
             var s4 = vec4<f32>(0.0); var s5 = vec4<f32>(0.0);
             var s6 = vec4<f32>(0.0); var s7 = vec4<f32>(0.0);
             for (var c0 = 0u; c0 < params.dqk; c0 += QC) {
                 workgroupBarrier();
-                let qi = i0 + q_row;
-                // One vector load per 4 columns, 4 scalar stores into the transposed tiles.
-                for (var t = 0u; t < q_per; t += 4u) {
-                    let cc = c0 + q_c + t;
-                    let x = load_vec4((seq.start + qi) * params.q_stride + q_col + cc, qi < seq.len && cc < params.dqk, 0u);
-                    let f = q_floats + (q_c + t) * bq + q_row;
-                    big_tile[f / 4u][q_row % 4u] = x.x;
-                    big_tile[(f + bq) / 4u][q_row % 4u] = x.y;
-                    big_tile[(f + 2u * bq) / 4u][q_row % 4u] = x.z;
-                    big_tile[(f + 3u * bq) / 4u][q_row % 4u] = x.w;
+                if (PREFETCH == 0u && c0 > 0u) {
+                    share = load_qk_share(q_at, q_ok, q_c, k_at, kj < seq.len, k_c, c0);
                 }
-                let kj = j0 + k_key;
-                for (var t = 0u; t < k_per; t += 4u) {
-                    let cc = c0 + k_c + t;
-                    let x = load_vec4((seq.start + kj) * params.k_stride + k_col + cc, kj < seq.len && cc < params.dqk, 1u);
-                    let f = k_floats + (k_c + t) * BKB + k_slot;
-                    big_tile[f / 4u][k_slot % 4u] = x.x;
-                    big_tile[(f + BKB) / 4u][k_slot % 4u] = x.y;
-                    big_tile[(f + 2u * BKB) / 4u][k_slot % 4u] = x.z;
-                    big_tile[(f + 3u * BKB) / 4u][k_slot % 4u] = x.w;
-                }
+                store_qk_share(share, q_floats + q_c * bq + q_row, bq, q_row % 4u, k_floats + k_c * BKB + k_slot, k_slot % 4u);
                 workgroupBarrier();
+                if (PREFETCH != 0u && c0 + QC < params.dqk) {
+                    // The next chunk's loads run during this chunk's products.
+                    share = load_qk_share(q_at, q_ok, q_c, k_at, kj < seq.len, k_c, c0 + QC);
+                }
                 if (BKB == 64u) {
                     for (var cc = 0u; cc < QC; cc++) {
                         let qa = big_tile[stage + cc * (bq / 4u) + ty * 2u];
@@ -1218,6 +1298,10 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
                     }
                 }
             }
+            // The first v chunk's loads (run during the weights below).
+            let v_at = (seq.start + j0 + v_key) * params.v_stride + v_col + dv0 + v_c4 * 4u;
+            let v_col_ok = dv0 + v_c4 * 4u < params.dv;
+            var vshare = load_v_share(v_at, j0 + v_key, nt / 32u, seq.len, v_col_ok);
             // Every (row, key) of the block valid and unbiased: the plain formula, no per-score mask.
             var fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + BKB <= min(i0, seq.history);
 //#if CAPTURE
@@ -1257,13 +1341,14 @@ fn main_big(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
             for (var kc = 0u; kc < BKB; kc += VC) {
                 // VC keys x 128 value columns over the q / k staging area (after every S read of it).
                 workgroupBarrier();
-                for (var e = li; e < VC * 32u; e += nt) {
-                    let col = dv0 + (e % 32u) * 4u;
-                    let j = j0 + kc + e / 32u;
-                    let vbase = (seq.start + j) * params.v_stride + v_col + col;
-                    big_tile[stage + e] = load_vec4(vbase, j < seq.len && col < params.dv, 2u);
+                if (PREFETCH == 0u && kc > 0u) {
+                    vshare = load_v_share(v_at + kc * params.v_stride, j0 + kc + v_key, nt / 32u, seq.len, v_col_ok);
                 }
+                store_v_share(vshare, stage + li, nt);
                 workgroupBarrier();
+                if (PREFETCH != 0u && kc + VC < BKB) {
+                    vshare = load_v_share(v_at + (kc + VC) * params.v_stride, j0 + kc + VC + v_key, nt / 32u, seq.len, v_col_ok);
+                }
                 for (var kk = 0u; kk < VC; kk++) {
                     let key = kc + kk;
                     let pa = big_tile[key * pp + ty * 2u];
