@@ -712,3 +712,103 @@ HSTU_BWD_DKDV_LEGACY(_dv, _v3, 256, 128, 32, 8, false, true)
 HSTU_BWD_DQ_LEGACY(_v3, 64, 64, 64, 4)
 HSTU_BWD_DQ_LEGACY(_v3, 128, 64, 64, 4)
 HSTU_BWD_DQ_LEGACY(_v3, 256, 128, 32, 8)
+
+// ---- deterministic relative-bias gradient (RabGrads::deterministic) ----
+// The dK/dV kernels sum dS into dpos_w / dts_w through shared-memory and global float atomics,
+// whose order changes from run to run. This pair of kernels gives a bitwise repeatable sum
+// instead (dq/dk/dv are repeatable already), at the price of recomputing every dS_ij in f32:
+//   hstu_attention_rab_grad_det: one warp per (sequence b, head h, chunk of RG_CHUNK pos_w
+//     indices). For each index it walks the query rows i in order; the key j with
+//     pos_index(i, j) = idx is unique (min(j, U) = idx - (n - 1) + min(i, U), a target row's own
+//     key when that is U). The lanes split the head dims of q_i.k_j and dout_i.v_j, a butterfly
+//     sum gives every lane the same bits, and lane 0 adds ds_ij to the index's sum and to the
+//     warp's ts_w histogram (shared memory) in that fixed order. Outputs: part_pos [B][H][2n-1]
+//     (every entry written) and part_ts [warps][nb + 1].
+//   hstu_attention_rab_grad_reduce: dpos_w[x] += the (b, h) partials in order, dts_w[x] += the
+//     warps' histograms in order.
+namespace hstu {
+constexpr int RG_CHUNK = 16;
+constexpr int RG_WARPS = 4;
+
+__device__ __forceinline__ float warp_sum_all(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;  // a + b == b + a: every lane ends with the same bits
+}
+}  // namespace hstu
+
+extern "C" __global__ void __launch_bounds__(hstu::RG_WARPS * 32)
+    hstu_attention_rab_grad_det(const HstuAttnParams p, float* part_pos, float* part_ts) {
+  using namespace hstu;
+  extern __shared__ float rg_hist[];  // [RG_WARPS][num_buckets + 1]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int nidx = 2 * p.rab_n - 1, nts = p.num_buckets + 1;
+  const int chunks = (nidx + RG_CHUNK - 1) / RG_CHUNK;
+  const int64_t gw = (int64_t)blockIdx.x * RG_WARPS + warp;
+  const int64_t total = (int64_t)p.batch * p.heads * chunks;
+  float* th = rg_hist + warp * nts;
+  for (int x = lane; x < nts; x += 32) th[x] = 0.f;
+  __syncwarp();
+  if (gw >= total) return;
+  const int c = (int)(gw % chunks);
+  const int h = (int)((gw / chunks) % p.heads);
+  const int b = (int)(gw / ((int64_t)chunks * p.heads));
+  const int64_t start = p.seq_offsets[b];
+  const int L = (int)(p.seq_offsets[b + 1] - start);
+  const int U = L - (p.num_targets ? (int)p.num_targets[b] : 0);
+  const SeqMask mask{L, U, p.max_attn_len};
+  const Rab rab{p.pos_w, p.ts_w, p.timestamps + start, p.t_next + start,
+                0.69314718f / p.bucket_divisor, p.rab_n, p.num_buckets, U};
+  const int64_t stride = p.token_stride;
+  const int D = p.head_dim;
+  const bf16* q = p.q + start * stride + h * D;
+  const bf16* k = p.k + start * stride + h * D;
+  const bf16* v = p.v + start * stride + h * D;
+  const bf16* dout = p.dout + start * stride + h * D;
+  const int idx_end = min(nidx, (c + 1) * RG_CHUNK);
+  for (int idx = c * RG_CHUNK; idx < idx_end; ++idx) {
+    const int off = idx - (p.rab_n - 1);  // min(j, U) - min(i, U)
+    float acc = 0.f;
+    for (int i = max(0, -off); i < L; ++i) {
+      const int m = off + min(i, U);
+      int j;
+      if (m >= 0 && m < U) j = m;
+      else if (m == U && i >= U) j = i;
+      else continue;
+      if (!mask.valid(i, j)) continue;
+      float qk = 0.f, g = 0.f;
+      for (int d = lane; d < D; d += 32) {
+        qk = fmaf(__bfloat162float(q[i * stride + d]), __bfloat162float(k[j * stride + d]), qk);
+        g = fmaf(__bfloat162float(dout[i * stride + d]), __bfloat162float(v[j * stride + d]), g);
+      }
+      qk = warp_sum_all(qk);
+      g = warp_sum_all(g);
+      const int tidx = rab.ts_index(rab.t_next[i], j);
+      const float x = p.alpha * qk + __ldg(rab.pos_w + idx) + __ldg(rab.ts_w + tidx);
+      const float sg = 1.f / (1.f + __expf(-x));
+      const float ds = g * sg * fmaf(x, 1.f - sg, 1.f) * p.inv_n;
+      acc += ds;
+      if (lane == 0) th[tidx] += ds;
+    }
+    if (lane == 0) part_pos[((int64_t)b * p.heads + h) * nidx + idx] = acc;
+  }
+  __syncwarp();
+  for (int x = lane; x < nts; x += 32) part_ts[gw * nts + x] = th[x];
+}
+
+extern "C" __global__ void hstu_attention_rab_grad_reduce(const float* part_pos,
+                                                          const float* part_ts, float* dpos_w,
+                                                          float* dts_w, int nidx, int nts,
+                                                          int64_t bh, int64_t warps) {
+  const int x = blockIdx.x * blockDim.x + threadIdx.x;
+  if (x < nidx) {
+    float s = 0.f;
+    for (int64_t r = 0; r < bh; ++r) s += part_pos[r * nidx + x];
+    dpos_w[x] += s;
+  } else if (x < nidx + nts) {
+    const int y = x - nidx;
+    float s = 0.f;
+    for (int64_t w = 0; w < warps; ++w) s += part_ts[w * nts + y];
+    dts_w[y] += s;
+  }
+}

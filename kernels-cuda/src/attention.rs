@@ -369,7 +369,17 @@ pub struct RabTensors<'a> {
 pub struct RabGrads<'a> {
     pub dpos_w: &'a mut CudaSlice<f32>,
     pub dts_w: &'a mut CudaSlice<f32>,
+    /// Sum them in a fixed order, bitwise repeatable from run to run (the default sums through
+    /// float atomics, whose order varies): every dS_ij is recomputed in f32 by
+    /// `hstu_attention_rab_grad_det`, one warp per (sequence, head, 16 pos_w indices), and
+    /// reduced by `hstu_attention_rab_grad_reduce`. Slower; dq/dk/dv are repeatable either way.
+    pub deterministic: bool,
 }
+
+/// Warps per block and pos_w indices per warp of `hstu_attention_rab_grad_det` (RG_WARPS,
+/// RG_CHUNK in hstu_attention_bwd_sm90.cu).
+const RG_WARPS: usize = 4;
+const RG_CHUNK: usize = 16;
 
 /// Everything the forward and backward read.
 pub struct AttentionInputs<'a> {
@@ -655,7 +665,68 @@ impl CudaDevice {
         Ok(())
     }
 
-    /// Backward (deterministic for dq/dk/dv; the rab gradients use atomics): given `dout`,
+    /// The relative-bias gradients of [`RabGrads::deterministic`]: `p` is the backward's
+    /// parameter block (q, k, v, dout and the rab tables set).
+    fn rab_grad_deterministic(&self, p: &HstuAttnParams, g: RabGrads<'_>) -> Result<()> {
+        let nidx = 2 * p.rab_n as usize - 1;
+        let nts = p.num_buckets as usize + 1;
+        let bh = p.batch as usize * p.heads as usize;
+        let warps = bh * nidx.div_ceil(RG_CHUNK);
+        let mut part_pos = self.zeros::<f32>(bh * nidx)?;
+        let mut part_ts = self.zeros::<f32>(warps * nts)?;
+        let smem = RG_WARPS * nts * 4;
+        let f = self.kernels.function(
+            "hstu_attention_bwd_sm90",
+            "hstu_attention_rab_grad_det",
+            smem,
+        )?;
+        let cfg = LaunchConfig {
+            grid_dim: (warps.div_ceil(RG_WARPS) as u32, 1, 1),
+            block_dim: (RG_WARPS as u32 * 32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        // SAFETY: one HstuAttnParams by value (pointers checked by the caller) and two buffers
+        // of [batch * heads * (2n - 1)] and [warps * (num_buckets + 1)] floats.
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(p)
+                .arg(&mut part_pos)
+                .arg(&mut part_ts)
+                .launch(cfg)
+        }
+        .map_err(drv("launch attention rab_grad_det"))?;
+        let f = self.kernels.function(
+            "hstu_attention_bwd_sm90",
+            "hstu_attention_rab_grad_reduce",
+            0,
+        )?;
+        let (ni, nt, bh64, w64) = (nidx as i32, nts as i32, bh as i64, warps as i64);
+        let cfg = LaunchConfig {
+            grid_dim: ((nidx + nts).div_ceil(256) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the partial buffers above and the caller's checked dpos_w / dts_w.
+        unsafe {
+            self.stream
+                .launch_builder(&f)
+                .arg(&part_pos)
+                .arg(&part_ts)
+                .arg(g.dpos_w)
+                .arg(g.dts_w)
+                .arg(&ni)
+                .arg(&nt)
+                .arg(&bh64)
+                .arg(&w64)
+                .launch(cfg)
+        }
+        .map_err(drv("launch attention rab_grad_reduce"))?;
+        Ok(())
+    }
+
+    /// Backward (deterministic for dq/dk/dv; the rab gradients use atomics unless
+    /// [`RabGrads::deterministic`]): given `dout`,
     /// writes `dq`, `dk`, `dv` and adds the relative-bias gradients into `rab_grads`.
     pub fn hstu_attention_bwd(
         &self,
@@ -680,8 +751,13 @@ impl CudaDevice {
         if let (Some(r), Some(g)) = (&x.rab, rab_grads) {
             check_len(OP, "dpos_w", g.dpos_w, 2 * r.n - 1)?;
             check_len(OP, "dts_w", g.dts_w, r.num_buckets + 1)?;
-            p.dpos_w = self.ptr_mut(g.dpos_w);
-            p.dts_w = self.ptr_mut(g.dts_w);
+            if g.deterministic {
+                // the dK/dV kernels skip their atomics (dpos_w null); the fixed-order pass sums
+                self.rab_grad_deterministic(&p, g)?;
+            } else {
+                p.dpos_w = self.ptr_mut(g.dpos_w);
+                p.dts_w = self.ptr_mut(g.dts_w);
+            }
         }
         // dK/dV shared memory: tiles, plus with rab the dpos_w / dts_w histograms and one
         // [keys][BMQ + 1] dS^T scratch tile per warp.

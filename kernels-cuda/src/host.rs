@@ -56,6 +56,20 @@ pub fn attention_host(
     v: &[f32],
     dout: Option<&[f32]>,
 ) -> Result<AttentionHostResult> {
+    attention_host_with(dev, p, q, k, v, dout, false)
+}
+
+/// [`attention_host`] with the choice of [`RabGrads::deterministic`] for the relative-bias
+/// gradients.
+pub fn attention_host_with(
+    dev: &CudaDevice,
+    p: &AttentionProblem,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dout: Option<&[f32]>,
+    deterministic_rab: bool,
+) -> Result<AttentionHostResult> {
     const OP: &str = "attention_host";
     let (t, h) = (p.total_tokens(), p.heads);
     let dk = kernel_head_dim(p.dqk, p.dv).ok_or(CudaError::Unsupported {
@@ -149,6 +163,7 @@ pub fn attention_host(
             rg.as_mut().map(|(a, b)| RabGrads {
                 dpos_w: a,
                 dts_w: b,
+                deterministic: deterministic_rab,
             }),
         )?;
         res.dq = unpad(&dev.download(&dq)?, t * h, p.dqk, dk);

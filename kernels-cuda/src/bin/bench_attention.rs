@@ -386,6 +386,7 @@ fn bench_one(
                     Some(RabGrads {
                         dpos_w: &mut dpos,
                         dts_w: &mut dts,
+                        deterministic: false,
                     })
                 } else {
                     None

@@ -588,6 +588,7 @@ impl CudaTrainer {
                     Some(RabGrads {
                         dpos_w: gp,
                         dts_w: gt,
+                        deterministic: false,
                     }),
                 )
                 .map_err(cuda)?;
