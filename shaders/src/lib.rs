@@ -135,7 +135,7 @@ pub struct ShaderEntry {
     /// Compute entry points of every variant.
     pub entry_points: &'static [&'static str],
     /// Entry points of some variants only (`main_big` of the register-tiled attention variants,
-    /// `main_shared`, `main_long` of the cooperative-matrix one).
+    /// `main_long` of the cooperative-matrix one).
     pub variant_entry_points: &'static [(Variant, &'static str)],
     /// Variants this shader can be composed as.
     pub variants: &'static [Variant],
@@ -178,7 +178,6 @@ pub const SHADERS: &[ShaderEntry] = &[
             (Variant::F32, "main_big"),
             (Variant::F16, "main_big"),
             (Variant::Capture, "main_big"),
-            (Variant::CoopMatrix, "main_shared"),
             (Variant::CoopMatrix, "main_long"),
         ],
         variants: &[

@@ -79,7 +79,7 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_bkK_qcQ_vcV[_pf], coop, coop_shared_nwW_rsR_{{stage|global}}_padP[_tanh], coop_long_lkL_siluS"
+                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_bkK_qcQ_vcV[_pf], coop, coop_long_lkL_siluS"
                 );
                 std::process::exit(0);
             }

@@ -377,16 +377,6 @@ pub enum AttentionKernel {
     },
     /// Cooperative-matrix `main`: one subgroup per 32 query rows, k and v from global memory.
     Coop,
-    /// Cooperative-matrix `main_shared`: `nw` subgroups (1, 2, 4) of `rs` query rows (16, 32) per
-    /// workgroup; `stage_kv`: k and v blocks copied once into workgroup memory, rows padded by `pad`
-    /// halves (0, 8); `tanh`: silu as x (1 + tanh(x / 2)) / 2 in unmasked blocks.
-    CoopShared {
-        nw: u32,
-        rs: u32,
-        stage_kv: bool,
-        pad: u32,
-        tanh: bool,
-    },
     /// Cooperative-matrix `main_long`: one subgroup per 32 query rows, `lk` keys per step (32, 64),
     /// 1 / n applied to the output; `silu` form of unmasked blocks: 0 exact (f32), 1 tanh (f32),
     /// 2 tanh (f16).
@@ -394,28 +384,22 @@ pub enum AttentionKernel {
 }
 
 impl AttentionKernel {
-    /// The register-tiled form `Auto` picks for heads > 32 (measured on the H200, N = 8192, D = 128:
-    /// 12.8 TFLOP/s against 11.9 for `Tiled { 32, 32 }`, `runtime/BENCHMARKS-gpu.md`).
+    /// The register-tiled form `Auto` picks for heads > 32. H200, N = 8192, D = 128, one run
+    /// (`runtime/BENCHMARKS-gpu.md`): 19.5 TFLOP/s; without `pf` 18.9; `Tiled { 32, 32 }` 12.4.
     pub const AUTO_TILED: AttentionKernel = AttentionKernel::Big {
         ty: 16,
         bk: 64,
         qc: 16,
         vc: 16,
-        pf: false,
+        pf: true,
     };
     /// What `Auto` picks instead when q, k, v cannot be read as vectors of 4.
     pub const AUTO_TILED_UNALIGNED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
-    /// The cooperative-matrix form `Auto` picks (H200, N = 8192, D = 128: 31.8 TFLOP/s against
-    /// 30.3 for `Coop`; the multi-subgroup and staged forms measured slower, `BENCHMARKS-gpu.md`).
-    pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopShared {
-        nw: 1,
-        rs: 32,
-        stage_kv: false,
-        pad: 0,
-        tanh: false,
-    };
+    /// The cooperative-matrix form `Auto` picks. Same run: 36.3 TFLOP/s; `lk` = 64: 32.5;
+    /// `Coop` (`main`) about 30.
+    pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopLong { lk: 32, silu: 0 };
 
-    /// Short name for tables (`big_ty16_bk64_qc16_vc16_pf`, `coop_shared_nw2_rs32_stage_pad8`, ...).
+    /// Short name for tables (`big_ty16_bk64_qc16_vc16_pf`, `coop_long_lk32_silu0`, ...).
     pub fn name(self) -> String {
         match self {
             AttentionKernel::Auto => "auto".into(),
@@ -425,17 +409,6 @@ impl AttentionKernel {
                 if pf { "_pf" } else { "" }
             ),
             AttentionKernel::Coop => "coop".into(),
-            AttentionKernel::CoopShared {
-                nw,
-                rs,
-                stage_kv,
-                pad,
-                tanh,
-            } => format!(
-                "coop_shared_nw{nw}_rs{rs}_{}_pad{pad}{}",
-                if stage_kv { "stage" } else { "global" },
-                if tanh { "_tanh" } else { "" }
-            ),
             AttentionKernel::CoopLong { lk, silu } => format!("coop_long_lk{lk}_silu{silu}"),
         }
     }
@@ -472,13 +445,6 @@ impl std::str::FromStr for AttentionKernel {
             Some("coop") if fields.get(1) == Some(&"long") => Ok(AttentionKernel::CoopLong {
                 lk: num("lk")?,
                 silu: num("silu")?,
-            }),
-            Some("coop") if fields.get(1) == Some(&"shared") => Ok(AttentionKernel::CoopShared {
-                nw: num("nw")?,
-                rs: num("rs")?,
-                stage_kv: fields.contains(&"stage"),
-                pad: num("pad")?,
-                tanh: fields.contains(&"tanh"),
             }),
             _ => Err(bad()),
         }
@@ -596,33 +562,8 @@ fn coop_pipeline(
         PipelineKey::new("hstu_attention", Variant::CoopMatrix, entry).with("SG", sg as f64)
     };
     match kernel {
-        // `main_shared` holds at most 128 q/k columns; `main` takes any multiple of 16.
-        AttentionKernel::Auto if p.dqk <= 128 => coop_pipeline(rec, AttentionKernel::AUTO_COOP, p),
-        AttentionKernel::Auto => Ok((key("main"), 32)),
+        AttentionKernel::Auto => coop_pipeline(rec, AttentionKernel::AUTO_COOP, p),
         AttentionKernel::Coop => Ok((key("main"), 32)),
-        AttentionKernel::CoopShared {
-            nw,
-            rs,
-            stage_kv,
-            pad,
-            tanh,
-        } if [1, 2, 4].contains(&nw) && (rs == 16 || rs == 32) && (pad == 0 || pad == 8) => {
-            if p.dqk > 128 {
-                return Err(Error::Input(format!(
-                    "shared coop attention needs dqk <= 128, got {}",
-                    p.dqk
-                )));
-            }
-            Ok((
-                key("main_shared")
-                    .with("NW", nw as f64)
-                    .with("RS", rs as f64)
-                    .with("STAGE_KV", if stage_kv { 1.0 } else { 0.0 })
-                    .with("KV_PAD", pad as f64)
-                    .with("SILU_TANH", if tanh { 1.0 } else { 0.0 }),
-                (rs * nw) as usize,
-            ))
-        }
         AttentionKernel::CoopLong { lk, silu } if (lk == 32 || lk == 64) && silu <= 2 => Ok((
             key("main_long")
                 .with("LK", lk as f64)
@@ -904,4 +845,34 @@ pub fn top_k_with_groups(
         len = out_segs * k;
     }
     Ok((scores, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AttentionKernel;
+
+    #[test]
+    fn attention_kernel_names_round_trip() {
+        let kernels = [
+            AttentionKernel::Auto,
+            AttentionKernel::Tiled { qc: 32, vc: 8 },
+            AttentionKernel::AUTO_TILED,
+            AttentionKernel::Big {
+                ty: 8,
+                bk: 32,
+                qc: 16,
+                vc: 8,
+                pf: false,
+            },
+            AttentionKernel::Coop,
+            AttentionKernel::AUTO_COOP,
+            AttentionKernel::CoopLong { lk: 64, silu: 2 },
+        ];
+        for k in kernels {
+            let parsed: AttentionKernel = k.name().parse().unwrap();
+            assert_eq!(parsed, k, "{}", k.name());
+        }
+        assert!("big_ty16".parse::<AttentionKernel>().is_err());
+        assert!("coop_wide".parse::<AttentionKernel>().is_err());
+    }
 }
