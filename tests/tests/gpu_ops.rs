@@ -4,7 +4,9 @@
 
 use hstu_runtime::checkpoint::load_raw;
 use hstu_runtime::gpu::GpuContext;
-use hstu_runtime::gpu::ops::{self, AttentionBuffers, AttentionParams, MatmulKernel, MatmulParams};
+use hstu_runtime::gpu::ops::{
+    self, AttentionBuffers, AttentionKernel, AttentionParams, MatmulKernel, MatmulParams,
+};
 use hstu_runtime::gpu::record::{Recorder, to_f32};
 use hstu_runtime::reference::{self, ops::time_bucket};
 use hstu_runtime::rng::Rng;
@@ -146,6 +148,17 @@ impl Problem {
 
     /// Run the kernel; returns (out, capture).
     fn run(&self, ctx: &GpuContext, variant: Variant) -> (Vec<f32>, Vec<f32>) {
+        self.run_forms(ctx, variant, &[AttentionKernel::Auto])
+    }
+
+    /// Every form of `forms` in turn into the same output buffer (one recording): the result is
+    /// the last form's.
+    fn run_forms(
+        &self,
+        ctx: &GpuContext,
+        variant: Variant,
+        forms: &[AttentionKernel],
+    ) -> (Vec<f32>, Vec<f32>) {
         let (t, h, b) = (self.total(), self.heads, self.offsets.len() - 1);
         let mut rec = Recorder::new(ctx);
         let f16 = variant.requirements().shader_f16;
@@ -229,7 +242,9 @@ impl Problem {
             out: &out,
             capture: capture.as_ref(),
         };
-        ops::attention(&mut rec, variant, &p, &bufs, max_len).unwrap();
+        for &form in forms {
+            ops::attention_with(&mut rec, variant, form, &p, &bufs, max_len).unwrap();
+        }
         let mut reads = vec![(&out, 0, (t * h * self.dv * 4) as u64)];
         if let Some(c) = capture.as_ref() {
             reads.push((c, 0, cap_bytes));
@@ -238,6 +253,74 @@ impl Problem {
         let cap = data.get(1).map(|c| to_f32(c)).unwrap_or_default();
         (to_f32(&data[0]), cap)
     }
+}
+
+#[test]
+fn gpu_attention_forms_share_buffers() {
+    // Two forms of one entry point (main_big with other override constants) over the very same
+    // buffers: each needs its own bind group (an auto-derived layout fits one pipeline only).
+    let p = Problem::new(4, &[100, 33], None, 2, 64, true);
+    let want = p.reference(false, None);
+    let forms = [
+        AttentionKernel::Tiled { qc: 32, vc: 32 },
+        AttentionKernel::Big {
+            ty: 8,
+            bk: 64,
+            qc: 16,
+            vc: 16,
+            pf: false,
+        },
+        AttentionKernel::AUTO_TILED,
+    ];
+    for_each_adapter("attention forms", |ctx| {
+        for n in 1..=forms.len() {
+            let (got, _) = p.run_forms(ctx, Variant::F32, &forms[..n]);
+            assert_close(
+                &format!("attention f32, last form {}", forms[n - 1].name()),
+                &got,
+                &want,
+                Tolerance::F32_KERNEL,
+            );
+        }
+    });
+}
+
+#[test]
+fn gpu_bind_groups_are_per_pipeline() {
+    // Pipelines that differ only in override constants share a label; each must get its own
+    // bind group (made against its own auto-derived layout), and a repeat must hit the cache.
+    use hstu_runtime::gpu::cache::{BindRange, PipelineKey, STORAGE, UNIFORM};
+    for_each_adapter("bind group cache", |ctx| {
+        let key = |wg: f64| PipelineKey::new("hstu_l2_norm", Variant::F32, "main").with("WG", wg);
+        let a = ctx.pipeline(&key(64.0)).unwrap();
+        let b = ctx.pipeline(&key(128.0)).unwrap();
+        assert_eq!(a.label, b.label);
+        assert_ne!(a.id, b.id);
+        assert_eq!(
+            ctx.pipeline(&key(64.0)).unwrap().id,
+            a.id,
+            "pipeline cache hit"
+        );
+        let params = ctx.take_buffer(256, UNIFORM).unwrap();
+        let (x, out) = (
+            ctx.take_buffer(4096, STORAGE).unwrap(),
+            ctx.take_buffer(4096, STORAGE).unwrap(),
+        );
+        let entries = vec![
+            (0, BindRange::whole(&params)),
+            (1, BindRange::whole(&x)),
+            (2, BindRange::whole(&out)),
+        ];
+        let ga = ctx.bind_group(&a, entries.clone()).unwrap();
+        let gb = ctx.bind_group(&b, entries.clone()).unwrap();
+        assert_ne!(ga, gb, "one bind group served two pipelines");
+        assert_eq!(
+            ga,
+            ctx.bind_group(&a, entries).unwrap(),
+            "bind group cache hit"
+        );
+        ctx.give_buffers([params, x, out]);
+    });
 }
 
 fn bucket_thresholds() -> Vec<u32> {

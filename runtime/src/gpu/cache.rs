@@ -1,10 +1,12 @@
 //! Pipeline cache (one pipeline per shader, variant, entry point and override constants), bind-group
-//! cache (keyed by pipeline and the exact buffer ranges) and a buffer pool (power-of-two size classes).
+//! cache (keyed by the pipeline's id and the exact buffer ranges) and a buffer pool (power-of-two
+//! size classes).
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 use hstu_shaders::Variant;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Identity of one compute pipeline.
@@ -37,12 +39,17 @@ impl PipelineKey {
 pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    /// Shader, variant and entry point (not unique: override constants are not in it).
     pub label: String,
+    /// Unique per pipeline of a context: the bind-group cache's key, since an auto-derived
+    /// layout only fits its own pipeline.
+    pub id: u64,
 }
 
 #[derive(Default)]
 pub struct PipelineCache {
     map: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
+    next_id: AtomicU64,
 }
 
 impl GpuContext {
@@ -92,6 +99,7 @@ impl GpuContext {
                 pipeline,
                 layout,
                 label: label.clone(),
+                id: self.pipelines.next_id.fetch_add(1, Ordering::Relaxed),
             })
         })?;
         let p = Arc::new(p);
@@ -120,8 +128,8 @@ impl BindRange {
 
 const MAX_BIND_GROUPS: usize = 8192;
 
-/// (pipeline label, bindings)
-type BindKey = (String, Vec<(u32, BindRange)>);
+/// (pipeline id, bindings)
+type BindKey = (u64, Vec<(u32, BindRange)>);
 
 #[derive(Default)]
 pub struct BindGroupCache {
@@ -135,7 +143,7 @@ impl GpuContext {
         pipeline: &Pipeline,
         entries: Vec<(u32, BindRange)>,
     ) -> Result<wgpu::BindGroup> {
-        let key = (pipeline.label.clone(), entries);
+        let key = (pipeline.id, entries);
         let mut map = self
             .bind_groups
             .map
