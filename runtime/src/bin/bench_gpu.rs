@@ -549,6 +549,11 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let ctx = GpuContext::new()?;
     println!("adapter: {}", ctx.adapter_summary());
+    let checks = hstu_runtime::gpu::cache::shader_runtime_checks();
+    println!(
+        "shader runtime checks: {} (HSTU_SHADER_CHECKS=off compiles trusted modules)",
+        if checks { "on" } else { "off" }
+    );
     if !ctx.has_timestamps() {
         bail!("adapter has no TIMESTAMP_QUERY: GPU times cannot be measured");
     }
@@ -614,7 +619,7 @@ fn main() -> Result<()> {
     }
     if args.attention_only {
         let doc = json!({
-            "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend),
+            "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend), "shader_runtime_checks": hstu_runtime::gpu::cache::shader_runtime_checks(),
             "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small,
             "reps": args.reps, "results": rows,
         });
@@ -693,7 +698,7 @@ fn main() -> Result<()> {
         rows.push(r);
     }
     let doc = json!({
-        "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend),
+        "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend), "shader_runtime_checks": hstu_runtime::gpu::cache::shader_runtime_checks(),
         "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small, "retrieval_only": args.retrieval_only, "reps": args.reps,
         "results": rows,
     });

@@ -35,6 +35,18 @@ impl PipelineKey {
     }
 }
 
+/// Whether shader modules keep wgpu's runtime checks (index clamping of arrays, loop bounding):
+/// on unless `HSTU_SHADER_CHECKS=off`, read once. Off compiles every module with
+/// `create_shader_module_trusted` and no checks: the kernels index their arrays with bounds
+/// derived from override constants and loop counters, and storage-buffer accesses stay within
+/// the driver's own robust buffer access where the backend has one; opt-in, for benchmarks.
+pub fn shader_runtime_checks() -> bool {
+    static CHECKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHECKS.get_or_init(|| {
+        !std::env::var("HSTU_SHADER_CHECKS").is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+    })
+}
+
 /// A compiled pipeline and its (auto-derived) bind group layout.
 pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
@@ -75,12 +87,21 @@ impl GpuContext {
             .map(|&(n, bits)| (n, f64::from_bits(bits)))
             .collect();
         let p = self.scoped(&label, || {
-            let module = self
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&label),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            };
+            let module = if shader_runtime_checks() {
+                self.device.create_shader_module(desc)
+            } else {
+                // SAFETY: opt-in (`HSTU_SHADER_CHECKS=off`); this crate's own kernels, whose
+                // array indices are bounded by construction and checked against the CPU
+                // reference by the GPU tests (see `shader_runtime_checks`).
+                unsafe {
+                    self.device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                }
+            };
             let pipeline = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
