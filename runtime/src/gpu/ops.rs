@@ -477,6 +477,13 @@ fn small_heads(p: &AttentionParams) -> bool {
 
 const CHUNKS: [u32; 4] = [4, 8, 16, 32];
 
+/// `Auto` takes `main_big` (128 query rows per workgroup) only when that gives at least this many
+/// workgroups, else `main` (64 rows): on the H200 (run 5 of `runtime/BENCHMARKS-gpu.md`) the
+/// M-FALCON rows, one 2,048-token history with 4 heads (64 `main_big` workgroups) and 1,024
+/// candidates (32), ran 25-30% slower on `main_big` than on `main`, while the 8,192-token
+/// benchmark batch (2,048 workgroups) runs 1.6x faster and 16,384 candidates (512) 5% faster.
+const BIG_MIN_WORKGROUPS: usize = 512;
+
 /// Can `main_big` read q, k, v of `p` as vectors of 4 (strides, offsets, head dims multiples of 4)?
 fn vec4_layout(p: &AttentionParams) -> bool {
     [
@@ -623,8 +630,13 @@ pub fn attention_with(
         ),
         (_, AttentionKernel::Auto) => {
             let kernel = auto_tiled()?;
+            let big_groups = max_rows.max(1).div_ceil(128) * p.heads as usize * p.batch as usize;
             let kernel = match kernel {
-                AttentionKernel::Big { .. } if !vec4_layout(p) => {
+                AttentionKernel::Big { .. }
+                    if !vec4_layout(p)
+                        || (big_groups < BIG_MIN_WORKGROUPS
+                            && std::env::var_os("HSTU_ATTENTION_KERNEL").is_none()) =>
+                {
                     AttentionKernel::AUTO_TILED_UNALIGNED
                 }
                 k => k,
