@@ -568,8 +568,8 @@ fn main() -> Result<()> {
         .filter(|&&n| !args.retrieval_only && args.lengths.as_ref().is_none_or(|l| l.contains(&n)))
     {
         for &(variant, kernel) in &args.kernels {
-            // A device per form: the bind-group cache keys on the pipeline label, which does not
-            // name override constants, so two forms of one entry point must not share buffers.
+            // A device per form: each form starts from empty pipeline / bind-group caches and
+            // buffer pool, as a user's first call would.
             let ctx = GpuContext::new()?;
             if let Some(why) = ctx.variant_unsupported(variant) {
                 println!("skip attention {} {}: {why}", variant.name(), kernel.name());
