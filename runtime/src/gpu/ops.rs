@@ -2,6 +2,7 @@
 //! bindings, and the grid. Shapes use the shaders' letters: T tokens, D embedding dim, H heads.
 
 use super::cache::{BindRange, PipelineKey};
+use super::context::GpuContext;
 use super::record::{Recorder, groups, row_grid};
 use crate::error::{Error, Result};
 use bytemuck::{Pod, Zeroable};
@@ -493,8 +494,34 @@ fn vec4_layout(p: &AttentionParams) -> bool {
     .all(|x| x.is_multiple_of(4))
 }
 
+/// Workgroup memory of a `main_big` form in bytes: bk (2 ty + 1) a_ij vec4, then q + k or v.
+fn big_workgroup_bytes(ty: u32, bk: u32, qc: u32, vc: u32) -> u32 {
+    let staging = (qc * (8 * ty + bk) / 4).max(32 * vc);
+    16 * (bk * (2 * ty + 1) + staging)
+}
+
+impl AttentionKernel {
+    /// Does this form fit the workgroup memory of `ctx`'s adapter? Only `Big` forms can fail
+    /// (llvmpipe's GL adapter offers 32 KiB, less than the default form's 45 KiB); `Auto` then
+    /// runs `main` instead and a named form is an [`Error::Limit`].
+    pub fn fits(self, ctx: &GpuContext) -> bool {
+        match self {
+            AttentionKernel::Big { ty, bk, qc, vc, .. } => {
+                big_workgroup_bytes(ty, bk, qc, vc)
+                    <= ctx.limits().max_compute_workgroup_storage_size
+            }
+            _ => true,
+        }
+    }
+}
+
+fn fits_workgroup_memory(rec: &Recorder, kernel: AttentionKernel) -> bool {
+    kernel.fits(rec.ctx)
+}
+
 /// Pipeline key and query rows per workgroup of a register-tiled kernel (`Tiled`, `Big`).
 fn tiled_pipeline(
+    rec: &Recorder,
     variant: Variant,
     kernel: AttentionKernel,
     p: &AttentionParams,
@@ -523,12 +550,19 @@ fn tiled_pipeline(
                     kernel.name()
                 )));
             }
-            // The workgroup array of `main_big`: bk (2 ty + 1) a_ij vec4, then q + k or v.
-            let staging = (qc * (8 * ty + bk) / 4).max(32 * vc);
-            if bk * (2 * ty + 1) + staging > 3072 {
+            let bytes = big_workgroup_bytes(ty, bk, qc, vc);
+            if bytes > 48 * 1024 {
                 return Err(Error::Input(format!(
                     "attention {}: tiles exceed 48 KiB of workgroup memory",
                     kernel.name()
+                )));
+            }
+            if !fits_workgroup_memory(rec, kernel) {
+                return Err(Error::Limit(format!(
+                    "attention {}: {bytes} bytes of workgroup memory, {} has {}",
+                    kernel.name(),
+                    rec.ctx.info.name,
+                    rec.ctx.limits().max_compute_workgroup_storage_size
                 )));
             }
             Ok((
@@ -634,6 +668,7 @@ pub fn attention_with(
             let kernel = match kernel {
                 AttentionKernel::Big { .. }
                     if !vec4_layout(p)
+                        || !fits_workgroup_memory(rec, kernel)
                         || (big_groups < BIG_MIN_WORKGROUPS
                             && std::env::var_os("HSTU_ATTENTION_KERNEL").is_none()) =>
                 {
@@ -641,9 +676,9 @@ pub fn attention_with(
                 }
                 k => k,
             };
-            tiled_pipeline(variant, kernel, p)?
+            tiled_pipeline(rec, variant, kernel, p)?
         }
-        _ => tiled_pipeline(variant, kernel, p)?,
+        _ => tiled_pipeline(rec, variant, kernel, p)?,
     };
     let grid = (groups(max_rows.max(1), bq), p.heads, p.batch);
     rec.dispatch(&key, p, list, grid)
