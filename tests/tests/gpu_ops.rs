@@ -259,8 +259,10 @@ impl Problem {
 fn gpu_attention_forms_share_buffers() {
     // Two forms of one entry point (main_big with other override constants) over the very same
     // buffers: each needs its own bind group (an auto-derived layout fits one pipeline only).
-    let p = Problem::new(4, &[100, 33], None, 2, 64, true);
-    let want = p.reference(false, None);
+    // Every named register-tiled form on every problem, since `Auto` picks `main_big` only for
+    // large grids and these problems are small (targets, max_attn_len, rab, jagged).
+    let mut cases = problems();
+    cases.push(("d64 rab", Problem::new(4, &[100, 33], None, 2, 64, true)));
     let forms = [
         AttentionKernel::Tiled { qc: 32, vc: 32 },
         AttentionKernel::Big {
@@ -288,14 +290,17 @@ fn gpu_attention_forms_share_buffers() {
                 fits
             })
             .collect();
-        for n in 1..=forms.len() {
-            let (got, _) = p.run_forms(ctx, Variant::F32, &forms[..n]);
-            assert_close(
-                &format!("attention f32, last form {}", forms[n - 1].name()),
-                &got,
-                &want,
-                Tolerance::F32_KERNEL,
-            );
+        for (name, p) in &cases {
+            let want = p.reference(false, None);
+            for n in 1..=forms.len() {
+                let (got, _) = p.run_forms(ctx, Variant::F32, &forms[..n]);
+                assert_close(
+                    &format!("attention f32 {name}, last form {}", forms[n - 1].name()),
+                    &got,
+                    &want,
+                    Tolerance::F32_KERNEL,
+                );
+            }
         }
     });
 }
