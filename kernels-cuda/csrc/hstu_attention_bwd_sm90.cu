@@ -6,6 +6,7 @@
 //     and loops over key tiles: S = Q K^T, dP = dO V^T, dQ += alpha dS K.
 // Tensors [total_tokens, heads, D] bf16 jagged by seq_offsets; outputs written (not accumulated).
 #include "hstu_attention_common_sm90.cuh"
+#include "hstu_device_utils.cuh"
 
 namespace hstu {
 
@@ -729,12 +730,6 @@ HSTU_BWD_DQ_LEGACY(_v3, 256, 128, 32, 8)
 namespace hstu {
 constexpr int RG_CHUNK = 16;
 constexpr int RG_WARPS = 4;
-
-__device__ __forceinline__ float warp_sum_all(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;  // a + b == b + a: every lane ends with the same bits
-}
 }  // namespace hstu
 
 extern "C" __global__ void __launch_bounds__(hstu::RG_WARPS * 32)
@@ -781,8 +776,9 @@ extern "C" __global__ void __launch_bounds__(hstu::RG_WARPS * 32)
         qk = fmaf(__bfloat162float(q[i * stride + d]), __bfloat162float(k[j * stride + d]), qk);
         g = fmaf(__bfloat162float(dout[i * stride + d]), __bfloat162float(v[j * stride + d]), g);
       }
-      qk = warp_sum_all(qk);
-      g = warp_sum_all(g);
+      // butterfly sums: a + b == b + a, so every lane ends with the same bits
+      qk = warp_sum(qk);
+      g = warp_sum(g);
       const int tidx = rab.ts_index(rab.t_next[i], j);
       const float x = p.alpha * qk + __ldg(rab.pos_w + idx) + __ldg(rab.ts_w + tidx);
       const float sg = 1.f / (1.f + __expf(-x));
