@@ -454,21 +454,34 @@ impl std::str::FromStr for AttentionKernel {
 
 /// What `Auto` runs for heads > 32: `HSTU_ATTENTION_KERNEL=<name>` (any register-tiled form, for
 /// tests and benchmarks), else `Tiled` with the chunks of `HSTU_ATTENTION_CHUNKS=QC,VC`, else
-/// [`AttentionKernel::AUTO_TILED`] (a `Big` form falls back to `AUTO_TILED_UNALIGNED` on layouts
-/// it cannot read as vectors).
-fn auto_tiled() -> Result<AttentionKernel> {
-    if let Ok(name) = std::env::var("HSTU_ATTENTION_KERNEL") {
-        return name.parse();
-    }
-    Ok(std::env::var("HSTU_ATTENTION_CHUNKS")
-        .ok()
-        .and_then(|v| {
-            let (a, b) = v.split_once(',')?;
-            Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
-        })
-        .map_or(AttentionKernel::AUTO_TILED, |(qc, vc)| {
-            AttentionKernel::Tiled { qc, vc }
-        }))
+/// [`AttentionKernel::AUTO_TILED`] where its grid for this dispatch has at least
+/// [`BIG_MIN_WORKGROUPS`] workgroups and `AUTO_TILED_UNALIGNED` below. A `Big` form falls back to
+/// `AUTO_TILED_UNALIGNED` on layouts it cannot read as vectors or tiles the adapter cannot hold.
+fn auto_tiled(rec: &Recorder, p: &AttentionParams, max_rows: usize) -> Result<AttentionKernel> {
+    let chunks = std::env::var("HSTU_ATTENTION_CHUNKS").ok().and_then(|v| {
+        let (a, b) = v.split_once(',')?;
+        Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+    });
+    let kernel = if let Ok(name) = std::env::var("HSTU_ATTENTION_KERNEL") {
+        name.parse()?
+    } else if let Some((qc, vc)) = chunks {
+        AttentionKernel::Tiled { qc, vc }
+    } else {
+        let big = AttentionKernel::AUTO_TILED;
+        let groups =
+            max_rows.max(1).div_ceil(tiled_rows(big)) * p.heads as usize * p.batch as usize;
+        if groups >= BIG_MIN_WORKGROUPS {
+            big
+        } else {
+            AttentionKernel::AUTO_TILED_UNALIGNED
+        }
+    };
+    Ok(match kernel {
+        AttentionKernel::Big { .. } if !vec4_layout(p) || !kernel.fits(rec.ctx) => {
+            AttentionKernel::AUTO_TILED_UNALIGNED
+        }
+        k => k,
+    })
 }
 
 /// Heads small enough for `main_small` (dqk, dv <= 32); `HSTU_ATTENTION_SMALL=0` turns it off (benchmarks).
@@ -515,8 +528,12 @@ impl AttentionKernel {
     }
 }
 
-fn fits_workgroup_memory(rec: &Recorder, kernel: AttentionKernel) -> bool {
-    kernel.fits(rec.ctx)
+/// Query rows per workgroup of a register-tiled form (`main_big`: 8 `ty`; `main`: 64).
+fn tiled_rows(kernel: AttentionKernel) -> usize {
+    match kernel {
+        AttentionKernel::Big { ty, .. } => 8 * ty as usize,
+        _ => 64,
+    }
 }
 
 /// Pipeline key and query rows per workgroup of a register-tiled kernel (`Tiled`, `Big`).
@@ -531,7 +548,7 @@ fn tiled_pipeline(
             PipelineKey::new("hstu_attention", variant, "main")
                 .with("QC", qc as f64)
                 .with("VC", vc as f64),
-            64,
+            tiled_rows(kernel),
         )),
         AttentionKernel::Big { ty, bk, qc, vc, pf }
             if (ty == 8 || ty == 16)
@@ -557,7 +574,7 @@ fn tiled_pipeline(
                     kernel.name()
                 )));
             }
-            if !fits_workgroup_memory(rec, kernel) {
+            if !kernel.fits(rec.ctx) {
                 return Err(Error::Limit(format!(
                     "attention {}: {bytes} bytes of workgroup memory, {} has {}",
                     kernel.name(),
@@ -572,7 +589,7 @@ fn tiled_pipeline(
                     .with("PREFETCH", if pf { 1.0 } else { 0.0 })
                     .with("QC", qc as f64)
                     .with("VC", vc as f64),
-                8 * ty as usize,
+                tiled_rows(kernel),
             ))
         }
         _ => Err(Error::Input(format!(
@@ -663,20 +680,7 @@ pub fn attention_with(
             32,
         ),
         (_, AttentionKernel::Auto) => {
-            let kernel = auto_tiled()?;
-            let big_groups = max_rows.max(1).div_ceil(128) * p.heads as usize * p.batch as usize;
-            let kernel = match kernel {
-                AttentionKernel::Big { .. }
-                    if !vec4_layout(p)
-                        || !fits_workgroup_memory(rec, kernel)
-                        || (big_groups < BIG_MIN_WORKGROUPS
-                            && std::env::var_os("HSTU_ATTENTION_KERNEL").is_none()) =>
-                {
-                    AttentionKernel::AUTO_TILED_UNALIGNED
-                }
-                k => k,
-            };
-            tiled_pipeline(rec, variant, kernel, p)?
+            tiled_pipeline(rec, variant, auto_tiled(rec, p, max_rows)?, p)?
         }
         _ => tiled_pipeline(rec, variant, kernel, p)?,
     };
