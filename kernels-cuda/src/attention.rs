@@ -376,6 +376,17 @@ pub struct RabGrads<'a> {
     pub deterministic: bool,
 }
 
+/// One wgmma backward kernel's launch: TMA box rows of q / dout and of k / v, rows per block.
+struct WgmmaBwdPass {
+    kernel: String,
+    q_rows: usize,
+    kv_rows: usize,
+    block_rows: usize,
+    threads: u32,
+    smem: usize,
+    what: &'static str,
+}
+
 /// Warps per block and pos_w indices per warp of `hstu_attention_rab_grad_det` (RG_WARPS,
 /// RG_CHUNK in hstu_attention_bwd_sm90.cu).
 const RG_WARPS: usize = 4;
@@ -585,69 +596,65 @@ impl CudaDevice {
 
     /// The wgmma + TMA dQ pass of the backward (no rab; `p.dq`, `p.dout` set).
     fn launch_dq_wgmma(&self, x: &AttentionInputs<'_>, p: &HstuAttnParams) -> Result<()> {
-        let s = &x.shape;
-        let d = s.head_dim;
-        let (bn, _) = WGMMA_DQ_CFG;
-        let cols = s.heads * d;
-        let tq = tma_desc_bf16(p.q, s.total_tokens, cols, WGMMA_FWD_ROWS)?;
-        let tdo = tma_desc_bf16(p.dout, s.total_tokens, cols, WGMMA_FWD_ROWS)?;
-        let tk = tma_desc_bf16(p.k, s.total_tokens, cols, bn)?;
-        let tv = tma_desc_bf16(p.v, s.total_tokens, cols, bn)?;
-        let smem = wgmma_dq_smem(d);
-        let f = self.kernels.function(
-            "hstu_attention_wgmma_sm90",
-            &format!("hstu_attention_bwd_dq_wgmma_d{d}"),
-            smem,
-        )?;
-        let cfg = LaunchConfig {
-            grid_dim: (
-                s.max_len.div_ceil(WGMMA_FWD_ROWS) as u32,
-                s.heads as u32,
-                s.batch as u32,
-            ),
-            block_dim: (WGMMA_FWD_THREADS, 1, 1),
-            shared_mem_bytes: smem as u32,
-        };
-        // SAFETY: the kernel takes (HstuAttnParams, CUtensorMap x 4) by value; the pointers in
-        // p come from slices `validate` checked, the tensor maps cover exactly q, dout, k, v.
-        unsafe {
-            self.stream
-                .launch_builder(&f)
-                .arg(p)
-                .arg(&tq)
-                .arg(&tdo)
-                .arg(&tk)
-                .arg(&tv)
-                .launch(cfg)
-        }
-        .map_err(drv("launch attention dq (wgmma)"))?;
-        Ok(())
+        let d = x.shape.head_dim;
+        self.launch_bwd_wgmma(
+            x,
+            p,
+            WgmmaBwdPass {
+                kernel: format!("hstu_attention_bwd_dq_wgmma_d{d}"),
+                q_rows: WGMMA_FWD_ROWS,
+                kv_rows: WGMMA_DQ_CFG.0,
+                block_rows: WGMMA_FWD_ROWS,
+                threads: WGMMA_FWD_THREADS,
+                smem: wgmma_dq_smem(d),
+                what: "launch attention dq (wgmma)",
+            },
+        )
     }
 
     /// The wgmma + TMA dK/dV pass of the backward (no rab; `p.dk`, `p.dv`, `p.dout` set).
     fn launch_dkdv_wgmma(&self, x: &AttentionInputs<'_>, p: &HstuAttnParams) -> Result<()> {
+        let d = x.shape.head_dim;
+        self.launch_bwd_wgmma(
+            x,
+            p,
+            WgmmaBwdPass {
+                kernel: format!("hstu_attention_bwd_dkdv_wgmma_d{d}"),
+                q_rows: wgmma_dkdv_cfg(d).0,
+                kv_rows: WGMMA_DKDV_KEYS,
+                block_rows: WGMMA_DKDV_KEYS,
+                threads: WGMMA_DKDV_THREADS,
+                smem: wgmma_dkdv_smem(d),
+                what: "launch attention dkdv (wgmma)",
+            },
+        )
+    }
+
+    /// One wgmma + TMA backward pass: the kernel takes (HstuAttnParams, tensor maps of q, dout,
+    /// k, v) and runs on (max_len / block_rows, heads, batch) blocks.
+    fn launch_bwd_wgmma(
+        &self,
+        x: &AttentionInputs<'_>,
+        p: &HstuAttnParams,
+        pass: WgmmaBwdPass,
+    ) -> Result<()> {
         let s = &x.shape;
-        let d = s.head_dim;
-        let (bm, _) = wgmma_dkdv_cfg(d);
-        let cols = s.heads * d;
-        let tq = tma_desc_bf16(p.q, s.total_tokens, cols, bm)?;
-        let tdo = tma_desc_bf16(p.dout, s.total_tokens, cols, bm)?;
-        let tk = tma_desc_bf16(p.k, s.total_tokens, cols, WGMMA_DKDV_KEYS)?;
-        let tv = tma_desc_bf16(p.v, s.total_tokens, cols, WGMMA_DKDV_KEYS)?;
-        let smem = wgmma_dkdv_smem(d);
-        let f = self.kernels.function(
-            "hstu_attention_wgmma_sm90",
-            &format!("hstu_attention_bwd_dkdv_wgmma_d{d}"),
-            smem,
-        )?;
+        let cols = s.heads * s.head_dim;
+        let tq = tma_desc_bf16(p.q, s.total_tokens, cols, pass.q_rows)?;
+        let tdo = tma_desc_bf16(p.dout, s.total_tokens, cols, pass.q_rows)?;
+        let tk = tma_desc_bf16(p.k, s.total_tokens, cols, pass.kv_rows)?;
+        let tv = tma_desc_bf16(p.v, s.total_tokens, cols, pass.kv_rows)?;
+        let f = self
+            .kernels
+            .function("hstu_attention_wgmma_sm90", &pass.kernel, pass.smem)?;
         let cfg = LaunchConfig {
             grid_dim: (
-                s.max_len.div_ceil(WGMMA_DKDV_KEYS) as u32,
+                s.max_len.div_ceil(pass.block_rows) as u32,
                 s.heads as u32,
                 s.batch as u32,
             ),
-            block_dim: (WGMMA_DKDV_THREADS, 1, 1),
-            shared_mem_bytes: smem as u32,
+            block_dim: (pass.threads, 1, 1),
+            shared_mem_bytes: pass.smem as u32,
         };
         // SAFETY: the kernel takes (HstuAttnParams, CUtensorMap x 4) by value; the pointers in
         // p come from slices `validate` checked, the tensor maps cover exactly q, dout, k, v.
@@ -661,7 +668,7 @@ impl CudaDevice {
                 .arg(&tv)
                 .launch(cfg)
         }
-        .map_err(drv("launch attention dkdv (wgmma)"))?;
+        .map_err(drv(pass.what))?;
         Ok(())
     }
 
