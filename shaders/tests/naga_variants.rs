@@ -206,6 +206,46 @@ type ConstantCase = (&'static str, Variant, &'static [(&'static str, f64)]);
 fn runtime_constants_translate_to_spirv() {
     let cases: &[ConstantCase] = &[
         ("hstu_attention", Variant::CoopMatrix, &[("SG", 32.0)]),
+        // `main_long` forms: 16 rows with q in registers and 64-key blocks over odd chunk counts,
+        // and 32 rows with every chunk, the defaults of a D = 128 head.
+        (
+            "hstu_attention",
+            Variant::CoopMatrix,
+            &[
+                ("SG", 32.0),
+                ("RS", 16.0),
+                ("QREG", 1.0),
+                ("LK", 64.0),
+                ("QKT", 3.0),
+                ("VT", 5.0),
+            ],
+        ),
+        (
+            "hstu_attention",
+            Variant::CoopMatrix,
+            &[
+                ("SG", 32.0),
+                ("RS", 32.0),
+                ("QREG", 1.0),
+                ("LK", 32.0),
+                ("QKT", 8.0),
+                ("VT", 8.0),
+                ("VPRE", 1.0),
+            ],
+        ),
+        (
+            "hstu_attention",
+            Variant::CoopMatrix,
+            &[
+                ("SG", 32.0),
+                ("RS", 16.0),
+                ("QREG", 0.0),
+                ("LK", 32.0),
+                ("QKT", 1.0),
+                ("VT", 1.0),
+                ("VPRE", 1.0),
+            ],
+        ),
         ("hstu_attention", Variant::F32, &[("QC", 8.0), ("VC", 8.0)]),
         ("hstu_attention", Variant::F16, &[("QC", 16.0), ("VC", 4.0)]),
         ("hstu_topk", Variant::F32, &[("SORT_N", 2048.0)]),

@@ -79,7 +79,7 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_bkK_qcQ_vcV[_pf], coop, coop_long_lkL_siluS"
+                    "bench_gpu [--small] [--retrieval-only | --attention-only] [--lengths N,N] [--kernels VARIANT/KERNEL,..] [--reps N] [--out FILE.json]\n  VARIANT: f32, f16, coop_matrix; KERNEL: auto, tiled_qcQ_vcV, big_tyT_bkK_qcQ_vcV[_pf], coop, coop_long_lkL_siluS[_rsR][_q|_qs][_vp]\n  HSTU_SHADER_CHECKS=on|bounds|off: the shader runtime checks (default bounds)"
                 );
                 std::process::exit(0);
             }
@@ -101,6 +101,19 @@ fn parse_form(text: &str) -> Result<(Variant, AttentionKernel)> {
 }
 
 /// (median, p10) of nanosecond samples, in milliseconds.
+/// Warm-up: `call` at least 3 times and for at least 0.5 s of back-to-back work, so that the GPU
+/// clocks are up (after idle time, such as a pipeline compile, the H200 runs the first 100-300 ms
+/// of work at a third of its steady speed).
+fn warm_up(mut call: impl FnMut() -> hstu_runtime::Result<()>) -> Result<()> {
+    let t0 = Instant::now();
+    let mut calls = 0;
+    while calls < 3 || t0.elapsed().as_secs_f64() < 0.5 {
+        call()?;
+        calls += 1;
+    }
+    Ok(())
+}
+
 fn stats_ms(ns: &mut [f64]) -> (f64, f64) {
     ns.sort_by(f64::total_cmp);
     let pick = |q: f64| ns[((ns.len() - 1) as f64 * q).round() as usize] * 1e-6;
@@ -302,10 +315,13 @@ fn bench_attention(
         out: &out,
         capture: None,
     };
-    for _ in 0..3 {
-        ops::attention_with(&mut rec, variant, kernel, &p, &bufs, n)?;
-    }
+    ops::attention_with(&mut rec, variant, kernel, &p, &bufs, n)?;
     rec.submit()?;
+    warm_up(|| {
+        let mut rec = Recorder::new(ctx);
+        ops::attention_with(&mut rec, variant, kernel, &p, &bufs, n)?;
+        rec.submit()
+    })?;
     // Timed: outputs poisoned with NaN first, `reps` dispatches each timestamped.
     ctx.queue
         .write_buffer(&out, 0, &vec![0xffu8; t * h * d * 4]);
@@ -351,13 +367,15 @@ fn bench_attention(
     if ns.is_empty() {
         bail!("no timestamp queries on this adapter");
     }
+    // In dispatch order, to show drift or two modes that a median hides.
+    let rep_ms: Vec<f64> = ns.iter().map(|x| x * 1e-6).collect();
     let (med, p10) = stats_ms(&mut ns);
     let flops = 2.0 * h as f64 * (2 * d) as f64 * b as f64 * (n * n) as f64 / 2.0;
 
     Ok(json!({
         "section": "attention", "n": n, "batch": b, "heads": h, "head_dim": d, "rab": c.rab,
         "variant": name, "kernel": kernel.name(), "median_ms": med, "p10_ms": p10,
-        "tflops": flops / (med * 1e-3) / 1e12, "tokens_per_s": t as f64 / (med * 1e-3), "max_err": max_err,
+        "tflops": flops / (med * 1e-3) / 1e12, "tokens_per_s": t as f64 / (med * 1e-3), "max_err": max_err, "rep_ms": rep_ms,
     }))
 }
 
@@ -412,14 +430,7 @@ fn bench_retrieval(
     }
     let mut rows = Vec::new();
     for &b in batches {
-        // Warm-up: at least 3 calls and 0.5 s of back-to-back work, so that the GPU clocks are up
-        // (a single call after idle time runs at a fraction of the boost clock).
-        let t0 = Instant::now();
-        let mut calls = 0;
-        while calls < 3 || t0.elapsed().as_secs_f64() < 0.5 {
-            gpu.retrieve(&users[..b], 10)?;
-            calls += 1;
-        }
+        warm_up(|| gpu.retrieve(&users[..b], 10).map(|_| ()))?;
         // Wall time without timestamp queries first, then the profiled runs.
         let mut plain = Vec::new();
         for _ in 0..reps {
@@ -504,6 +515,7 @@ fn bench_mfalcon(
     if err_one > 1e-4 || err_cpu > 1e-3 {
         bail!("m-falcon check: vs one pass {err_one:.3e}, vs cpu {err_cpu:.3e}");
     }
+    warm_up(|| gpu.candidates_one_pass(&seq, &cands[..1]).map(|_| ()))?;
     gpu.set_profiling(true);
     gpu.take_gpu_ns();
     let mut single = Vec::new();
@@ -512,8 +524,10 @@ fn bench_mfalcon(
         single.push(gpu.take_gpu_ns());
     }
     let (single_ms, _) = stats_ms(&mut single);
+    warm_up(|| gpu.prefill(&seq).map(|_| ()))?;
+    gpu.take_gpu_ns();
     let mut prefill = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..reps.max(3) {
         let c = gpu.prefill(&seq)?;
         prefill.push(gpu.take_gpu_ns());
         drop(c);
@@ -521,7 +535,7 @@ fn bench_mfalcon(
     let (prefill_ms, _) = stats_ms(&mut prefill);
     let mut rows = Vec::new();
     for &m in counts {
-        gpu.score_candidates(&cache, &cands[..m])?;
+        warm_up(|| gpu.score_candidates(&cache, &cands[..m]).map(|_| ()))?;
         gpu.take_gpu_ns();
         let mut ns = Vec::new();
         for _ in 0..reps {
@@ -549,10 +563,9 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let ctx = GpuContext::new()?;
     println!("adapter: {}", ctx.adapter_summary());
-    let checks = hstu_runtime::gpu::cache::shader_runtime_checks();
     println!(
-        "shader runtime checks: {} (HSTU_SHADER_CHECKS=off compiles trusted modules)",
-        if checks { "on" } else { "off" }
+        "shader runtime checks: {} (HSTU_SHADER_CHECKS=on|bounds|off: both checks, index clamping only, none)",
+        hstu_runtime::gpu::cache::shader_checks().name()
     );
     if !ctx.has_timestamps() {
         bail!("adapter has no TIMESTAMP_QUERY: GPU times cannot be measured");
@@ -619,7 +632,7 @@ fn main() -> Result<()> {
     }
     if args.attention_only {
         let doc = json!({
-            "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend), "shader_runtime_checks": hstu_runtime::gpu::cache::shader_runtime_checks(),
+            "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend), "shader_runtime_checks": hstu_runtime::gpu::cache::shader_checks().name(),
             "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small,
             "reps": args.reps, "results": rows,
         });
@@ -698,7 +711,7 @@ fn main() -> Result<()> {
         rows.push(r);
     }
     let doc = json!({
-        "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend), "shader_runtime_checks": hstu_runtime::gpu::cache::shader_runtime_checks(),
+        "adapter": ctx.info.name, "backend": format!("{:?}", ctx.info.backend), "shader_runtime_checks": hstu_runtime::gpu::cache::shader_checks().name(),
         "driver": format!("{} {}", ctx.info.driver, ctx.info.driver_info), "small": args.small, "retrieval_only": args.retrieval_only, "reps": args.reps,
         "results": rows,
     });

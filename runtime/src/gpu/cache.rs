@@ -35,15 +35,57 @@ impl PipelineKey {
     }
 }
 
-/// Whether shader modules keep wgpu's runtime checks (index clamping of arrays, loop bounding):
-/// on unless `HSTU_SHADER_CHECKS=off`, read once. Off compiles every module with
-/// `create_shader_module_trusted` and no checks: the kernels index their arrays with bounds
-/// derived from override constants and loop counters, and storage-buffer accesses stay within
-/// the driver's own robust buffer access where the backend has one; opt-in, for benchmarks.
-pub fn shader_runtime_checks() -> bool {
-    static CHECKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CHECKS.get_or_init(|| {
-        !std::env::var("HSTU_SHADER_CHECKS").is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+/// Which of wgpu's shader runtime checks the modules keep, from `HSTU_SHADER_CHECKS` (read once):
+/// `on` both index clamping and loop bounding, `bounds` (default) index clamping only, `off`
+/// neither.
+///
+/// Loop bounding adds a second exit (an iteration counter) to every loop so that a loop the
+/// backend compiler assumes terminates really does; clamping bounds every array and buffer index.
+/// `bounds` and `off` compile with `create_shader_module_trusted`: the caller promises that no loop
+/// is infinite (`bounds`) and no index is out of range (`off`). Every loop in `hstu-shaders`
+/// terminates whatever the inputs: counted `for` loops with a positive constant or override
+/// step, halving and doubling loops bounded by a workgroup size or the top-K `SORT_N`, and one
+/// binary search whose interval shrinks every step. Index clamping (kept by `bounds`) is what
+/// stands between an index bug and memory outside a binding. Loop bounding costs the f32
+/// attention a fifth of its speed on the H200 (it keeps the driver from unrolling loops with
+/// override-constant trip counts), hence the default. The GPU tests run against the CPU reference
+/// in every mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaderChecks {
+    On,
+    Bounds,
+    Off,
+}
+
+impl ShaderChecks {
+    pub fn name(self) -> &'static str {
+        match self {
+            ShaderChecks::On => "on",
+            ShaderChecks::Bounds => "bounds",
+            ShaderChecks::Off => "off",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ShaderChecks> {
+        match text.to_ascii_lowercase().as_str() {
+            "on" | "full" => Some(ShaderChecks::On),
+            "" | "bounds" => Some(ShaderChecks::Bounds),
+            "off" => Some(ShaderChecks::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The [`ShaderChecks`] of this process; an unknown `HSTU_SHADER_CHECKS` value warns and keeps
+/// the default.
+pub fn shader_checks() -> ShaderChecks {
+    static CHECKS: std::sync::OnceLock<ShaderChecks> = std::sync::OnceLock::new();
+    *CHECKS.get_or_init(|| match std::env::var("HSTU_SHADER_CHECKS") {
+        Err(_) => ShaderChecks::Bounds,
+        Ok(v) => ShaderChecks::parse(&v).unwrap_or_else(|| {
+            tracing::warn!("HSTU_SHADER_CHECKS={v}: expected on, bounds or off; keeping bounds");
+            ShaderChecks::Bounds
+        }),
     })
 }
 
@@ -91,16 +133,20 @@ impl GpuContext {
                 label: Some(&label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             };
-            let module = if shader_runtime_checks() {
-                self.device.create_shader_module(desc)
-            } else {
-                // SAFETY: opt-in (`HSTU_SHADER_CHECKS=off`); this crate's own kernels, whose
-                // array indices are bounded by construction and checked against the CPU
-                // reference by the GPU tests (see `shader_runtime_checks`).
-                unsafe {
-                    self.device
-                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
-                }
+            let checks = match shader_checks() {
+                ShaderChecks::On => None,
+                ShaderChecks::Bounds => Some(wgpu::ShaderRuntimeChecks {
+                    force_loop_bounding: false,
+                    ..wgpu::ShaderRuntimeChecks::checked()
+                }),
+                ShaderChecks::Off => Some(wgpu::ShaderRuntimeChecks::unchecked()),
+            };
+            let module = match checks {
+                None => self.device.create_shader_module(desc),
+                // SAFETY: opt-in (`HSTU_SHADER_CHECKS`); this crate's own kernels, whose loops are
+                // all counted and whose indices are bounded by construction, checked against the
+                // CPU reference by the GPU tests (see `ShaderChecks`).
+                Some(checks) => unsafe { self.device.create_shader_module_trusted(desc, checks) },
             };
             let pipeline = self
                 .device

@@ -378,10 +378,18 @@ pub enum AttentionKernel {
     },
     /// Cooperative-matrix `main`: one subgroup per 32 query rows, k and v from global memory.
     Coop,
-    /// Cooperative-matrix `main_long`: one subgroup per 32 query rows, `lk` keys per step (32, 64),
-    /// 1 / n applied to the output; `silu` form of unmasked blocks: 0 exact (f32), 1 tanh (f32),
-    /// 2 tanh (f16).
-    CoopLong { lk: u32, silu: u32 },
+    /// Cooperative-matrix `main_long`: one subgroup per `rs` query rows (16, 32), `lk` keys per
+    /// step (32, 64), 1 / n applied to the output; `silu` form of unmasked blocks: 0 exact (f32),
+    /// 1 tanh (f32), 2 tanh (f16); `qreg`: the q fragments are read from global memory every block
+    /// (0), kept in registers (1) or staged once in workgroup memory (2);
+    /// `vpre` (`lk` = 32): a block's v fragments are loaded before its silu phase.
+    CoopLong {
+        lk: u32,
+        silu: u32,
+        rs: u32,
+        qreg: u32,
+        vpre: bool,
+    },
 }
 
 impl AttentionKernel {
@@ -398,7 +406,13 @@ impl AttentionKernel {
     pub const AUTO_TILED_UNALIGNED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
     /// The cooperative-matrix form `Auto` picks. Same run: 36.3 TFLOP/s; `lk` = 64: 32.5;
     /// `Coop` (`main`) about 30.
-    pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopLong { lk: 32, silu: 0 };
+    pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopLong {
+        lk: 32,
+        silu: 0,
+        rs: 32,
+        qreg: 1,
+        vpre: false,
+    };
 
     /// Short name for tables (`big_ty16_bk64_qc16_vc16_pf`, `coop_long_lk32_silu0`, ...).
     pub fn name(self) -> String {
@@ -410,7 +424,22 @@ impl AttentionKernel {
                 if pf { "_pf" } else { "" }
             ),
             AttentionKernel::Coop => "coop".into(),
-            AttentionKernel::CoopLong { lk, silu } => format!("coop_long_lk{lk}_silu{silu}"),
+            AttentionKernel::CoopLong {
+                lk,
+                silu,
+                rs,
+                qreg,
+                vpre,
+            } => format!(
+                "coop_long_lk{lk}_silu{silu}{}{}{}",
+                if rs == 32 {
+                    String::new()
+                } else {
+                    format!("_rs{rs}")
+                },
+                ["", "_q", "_qs"][qreg.min(2) as usize],
+                if vpre { "_vp" } else { "" }
+            ),
         }
     }
 }
@@ -446,6 +475,17 @@ impl std::str::FromStr for AttentionKernel {
             Some("coop") if fields.get(1) == Some(&"long") => Ok(AttentionKernel::CoopLong {
                 lk: num("lk")?,
                 silu: num("silu")?,
+                rs: if fields.iter().any(|f| f.starts_with("rs")) {
+                    num("rs")?
+                } else {
+                    32
+                },
+                qreg: if fields.contains(&"qs") {
+                    2
+                } else {
+                    u32::from(fields.contains(&"q"))
+                },
+                vpre: fields.contains(&"vp"),
             }),
             _ => Err(bad()),
         }
@@ -620,14 +660,39 @@ fn coop_pipeline(
         PipelineKey::new("hstu_attention", Variant::CoopMatrix, entry).with("SG", sg as f64)
     };
     match kernel {
+        // `main_long` unrolls its score products over at most 8 column chunks.
+        AttentionKernel::Auto if p.dqk > 128 => coop_pipeline(rec, AttentionKernel::Coop, p),
         AttentionKernel::Auto => coop_pipeline(rec, AttentionKernel::AUTO_COOP, p),
         AttentionKernel::Coop => Ok((key("main"), 32)),
-        AttentionKernel::CoopLong { lk, silu } if (lk == 32 || lk == 64) && silu <= 2 => Ok((
-            key("main_long")
-                .with("LK", lk as f64)
-                .with("SILU_FORM", silu as f64),
-            32,
-        )),
+        AttentionKernel::CoopLong { .. } if p.dqk > 128 => Err(Error::Input(format!(
+            "attention {}: dqk {} > 128",
+            kernel.name(),
+            p.dqk
+        ))),
+        AttentionKernel::CoopLong {
+            lk,
+            silu,
+            rs,
+            qreg,
+            vpre,
+        } if (lk == 32 || lk == 64)
+            && silu <= 2
+            && (rs == 16 || rs == 32)
+            && qreg <= 2
+            && (!vpre || lk == 32) =>
+        {
+            Ok((
+                key("main_long")
+                    .with("LK", lk as f64)
+                    .with("SILU_FORM", silu as f64)
+                    .with("RS", rs as f64)
+                    .with("QREG", qreg as f64)
+                    .with("VPRE", if vpre { 1.0 } else { 0.0 })
+                    .with("QKT", (p.dqk / 16) as f64)
+                    .with("VT", (p.dv / 16) as f64),
+                rs as usize,
+            ))
+        }
         _ => Err(Error::Input(format!(
             "attention {}: not a cooperative-matrix form",
             kernel.name()
@@ -917,7 +982,20 @@ mod tests {
             },
             AttentionKernel::Coop,
             AttentionKernel::AUTO_COOP,
-            AttentionKernel::CoopLong { lk: 64, silu: 2 },
+            AttentionKernel::CoopLong {
+                lk: 64,
+                silu: 2,
+                rs: 16,
+                qreg: 1,
+                vpre: false,
+            },
+            AttentionKernel::CoopLong {
+                lk: 32,
+                silu: 1,
+                rs: 32,
+                qreg: 2,
+                vpre: true,
+            },
         ];
         for k in kernels {
             let parsed: AttentionKernel = k.name().parse().unwrap();

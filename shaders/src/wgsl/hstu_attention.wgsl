@@ -319,16 +319,30 @@ fn coop_key_blocks(i0: u32, i1: u32, u: u32) -> vec3<u32> {
     return vec3<u32>(history_blocks, first, count);
 }
 
-// Long-block form `main_long`: one subgroup owns 32 query rows x 128 value columns (2 x 8 f32
-// accumulators, as `main`) and steps over LK keys at a time (32 or 64: 2 x LK / 16 score
-// accumulators), k and v straight from global memory. a_ij n is what goes to f16 (the 1 / n scales
-// the output once, so a_ij never falls into the f16 subnormal range); SILU_FORM for unmasked
-// blocks: 0 = x / (1 + exp(-x)), 1 = x (1 + tanh(x / 2)) / 2, both in f32; 2 = the tanh form in f16.
+// Long-block form `main_long`: one subgroup owns RS query rows (16 or 32) x 16 VT value columns
+// (RS / 16 x VT f32 accumulators) and steps over LK keys at a time (32 or 64: RS / 16 x LK / 16
+// score accumulators), k and v straight from global memory. QKT = dqk / 16 and VT = dv / 16 are
+// override constants, so the score and output products are straight-line code (no loop or branch
+// on a uniform between fragment loads); QREG = 1 keeps the subgroup's q fragments in registers
+// across the key loop. a_ij n is what goes to f16 (the 1 / n scales the output once, so a_ij never
+// falls into the f16 subnormal range); SILU_FORM for unmasked blocks: 0 = x / (1 + exp(-x)),
+// 1 = x (1 + tanh(x / 2)) / 2, both in f32; 2 = the tanh form in f16.
 override LK: u32 = 64u;
 override SILU_FORM: u32 = 0u;
+override RS: u32 = 32u;
+override QKT: u32 = 8u;
+override VT: u32 = 8u;
+override QREG: u32 = 0u; // q fragments: 0 from global memory each block, 1 in registers, 2 staged once in workgroup memory
+override VPRE: u32 = 0u; // 1 (LK = 32): the block's v fragments are loaded before its silu phase
 
-var<workgroup> lg_s: array<f32, 32u * (LK + 8u)>; // [32 rows][LK + 8] scores, then 16 x 16 output tiles
-var<workgroup> lg_p: array<f16, 32u * (LK + 8u)>; // [32 rows][LK + 8] a_ij n
+alias FA = coop_mat16x16<f16, A>;
+alias FB = coop_mat16x16<f16, B>;
+alias FC = coop_mat16x16<f32, C>;
+
+var<workgroup> lg_s: array<f32, RS * (LK + 8u)>; // [RS rows][LK + 8] scores, then 16 x 16 output tiles
+var<workgroup> lg_p: array<f16, RS * (LK + 8u)>; // [RS rows][LK + 8] a_ij n
+const QST: u32 = 136u; // row stride of lg_q: dqk at most 128, + 8
+var<workgroup> lg_q: array<f16, (QREG / 2u) * RS * QST + 8u>; // QREG = 2: [RS rows][QST] q
 
 // Key blocks of `bk` for query rows [i0, i1), as `coop_key_blocks`.
 fn key_blocks_of(i0: u32, i1: u32, u: u32, bk: u32) -> vec3<u32> {
@@ -360,7 +374,7 @@ fn long_masked(s: f32, i: u32, j: u32, seq: Sequence) -> f32 {
     return 0.0;
 }
 
-fn long_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0: u32, lane: u32) {
+fn long_store(acc: FC, seq: Sequence, h: u32, row0: u32, col0: u32, lane: u32) {
     let zero = 0u;
     let tile_stride = 16u;
     coopStoreT(acc, &lg_s[zero], tile_stride);
@@ -375,80 +389,191 @@ fn long_store(acc: coop_mat16x16<f32, C>, seq: Sequence, h: u32, row0: u32, col0
     workgroupBarrier();
 }
 
+// One 16-column chunk of q . k for the block's LK keys: qa / qb are rows 0-15 / 16-31 (qb unused
+// for RS = 16), `ik` indexes key 0 at this chunk; s<row tile><key tile> accumulate.
+fn long_qk(qa: FA, qb: FA, ik: u32, s00: ptr<function, FC>, s01: ptr<function, FC>, s02: ptr<function, FC>,
+    s03: ptr<function, FC>, s10: ptr<function, FC>, s11: ptr<function, FC>, s12: ptr<function, FC>,
+    s13: ptr<function, FC>) {
+    let ks = params.k_stride;
+    let k0 = coopLoad<FB>(&k[ik], ks);
+    let k1 = coopLoad<FB>(&k[ik + 16u * ks], ks);
+    *s00 = coopMultiplyAdd(qa, k0, *s00);
+    *s01 = coopMultiplyAdd(qa, k1, *s01);
+    if (RS > 16u) {
+        *s10 = coopMultiplyAdd(qb, k0, *s10);
+        *s11 = coopMultiplyAdd(qb, k1, *s11);
+    }
+    if (LK > 32u) {
+        let k2 = coopLoad<FB>(&k[ik + 32u * ks], ks);
+        let k3 = coopLoad<FB>(&k[ik + 48u * ks], ks);
+        *s02 = coopMultiplyAdd(qa, k2, *s02);
+        *s03 = coopMultiplyAdd(qa, k3, *s03);
+        if (RS > 16u) {
+            *s12 = coopMultiplyAdd(qb, k2, *s12);
+            *s13 = coopMultiplyAdd(qb, k3, *s13);
+        }
+    }
+}
+
+// One 16-column output tile: oa / ob (rows 0-15 / 16-31) += a_ij n of the block's LK keys times
+// the v tile whose key 0 is at `iv`.
+fn long_pv(pa0: FA, pa1: FA, pa2: FA, pa3: FA, pb0: FA, pb1: FA, pb2: FA, pb3: FA, iv: u32,
+    oa: ptr<function, FC>, ob: ptr<function, FC>) {
+    let vs = params.v_stride;
+    let v0 = coopLoadT<FB>(&v[iv], vs);
+    let v1 = coopLoadT<FB>(&v[iv + 16u * vs], vs);
+    *oa = coopMultiplyAdd(pa0, v0, *oa);
+    *oa = coopMultiplyAdd(pa1, v1, *oa);
+    if (RS > 16u) {
+        *ob = coopMultiplyAdd(pb0, v0, *ob);
+        *ob = coopMultiplyAdd(pb1, v1, *ob);
+    }
+    if (LK > 32u) {
+        let v2 = coopLoadT<FB>(&v[iv + 32u * vs], vs);
+        let v3 = coopLoadT<FB>(&v[iv + 48u * vs], vs);
+        *oa = coopMultiplyAdd(pa2, v2, *oa);
+        *oa = coopMultiplyAdd(pa3, v3, *oa);
+        if (RS > 16u) {
+            *ob = coopMultiplyAdd(pb2, v2, *ob);
+            *ob = coopMultiplyAdd(pb3, v3, *ob);
+        }
+    }
+}
+
+// `long_pv` with the v fragments already loaded (VPRE = 1, LK = 32).
+fn long_pv_loaded(pa0: FA, pa1: FA, pb0: FA, pb1: FA, v0: FB, v1: FB, oa: ptr<function, FC>, ob: ptr<function, FC>) {
+    *oa = coopMultiplyAdd(pa0, v0, *oa);
+    *oa = coopMultiplyAdd(pa1, v1, *oa);
+    if (RS > 16u) {
+        *ob = coopMultiplyAdd(pb0, v0, *ob);
+        *ob = coopMultiplyAdd(pb1, v1, *ob);
+    }
+}
+
+fn long_v(iv: u32, key_tile: u32, col: u32) -> FB {
+    let vs = params.v_stride;
+    return coopLoadT<FB>(&v[iv + key_tile * 16u * vs + col], vs);
+}
+
+// The q fragment of row tile `tile` (rows 16 tile .. 16 tile + 15 of the subgroup's) and columns
+// [16 c, 16 c + 16) of this head (callers keep to c < QKT, tile < RS / 16).
+fn long_q(iq: u32, tile: u32, c: u32) -> FA {
+    let qs = params.q_stride;
+    return coopLoadT<FA>(&q[iq + tile * 16u * qs + c * 16u], qs);
+}
+
 @compute @workgroup_size(SG)
 fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let b = wid.z;
     let h = wid.y;
     let seq = sequence(b);
-    let i0 = params.q_begin + wid.x * 32u;
+    let i0 = params.q_begin + wid.x * RS;
     // No early return: cooperative operations need uniform control flow, so an idle workgroup runs zero blocks.
-    let i1 = clamp(seq.len, i0, i0 + 32u);
+    let i1 = clamp(seq.len, i0, i0 + RS);
     let blocks = key_blocks_of(i0, i1, seq.history, LK);
     let total_blocks = select(0u, blocks.x + blocks.z, i1 > i0);
-    let qs = params.q_stride;
+    let iq = (seq.start + i0) * params.q_stride + params.q_offset + h * params.dqk;
     let ks = params.k_stride;
     let vs = params.v_stride;
     let st = LK + 8u;
-    let tiles = params.dv / 16u;
-    var o00 = coop_mat16x16<f32, C>(); var o10 = coop_mat16x16<f32, C>();
-    var o01 = coop_mat16x16<f32, C>(); var o11 = coop_mat16x16<f32, C>();
-    var o02 = coop_mat16x16<f32, C>(); var o12 = coop_mat16x16<f32, C>();
-    var o03 = coop_mat16x16<f32, C>(); var o13 = coop_mat16x16<f32, C>();
-    var o04 = coop_mat16x16<f32, C>(); var o14 = coop_mat16x16<f32, C>();
-    var o05 = coop_mat16x16<f32, C>(); var o15 = coop_mat16x16<f32, C>();
-    var o06 = coop_mat16x16<f32, C>(); var o16 = coop_mat16x16<f32, C>();
-    var o07 = coop_mat16x16<f32, C>(); var o17 = coop_mat16x16<f32, C>();
+    // q in registers (QREG = 1): qa<c> rows 0-15, qb<c> rows 16-31, of column chunk c.
+    var qa0 = FA(); var qa1 = FA(); var qa2 = FA(); var qa3 = FA();
+    var qa4 = FA(); var qa5 = FA(); var qa6 = FA(); var qa7 = FA();
+    var qb0 = FA(); var qb1 = FA(); var qb2 = FA(); var qb3 = FA();
+    var qb4 = FA(); var qb5 = FA(); var qb6 = FA(); var qb7 = FA();
+    if (QREG == 2u) {
+        for (var c = 0u; c < QKT; c++) {
+            coopStoreT(long_q(iq, 0u, c), &lg_q[c * 16u], QST);
+            if (RS > 16u) {
+                coopStoreT(long_q(iq, 1u, c), &lg_q[(RS / 32u) * 16u * QST + c * 16u], QST);
+            }
+        }
+        workgroupBarrier();
+    }
+    if (QREG == 1u) {
+        let two = RS > 16u;
+        qa0 = long_q(iq, 0u, 0u); if (two) { qb0 = long_q(iq, 1u, 0u); }
+        if (QKT > 1u) { qa1 = long_q(iq, 0u, 1u); if (two) { qb1 = long_q(iq, 1u, 1u); } }
+        if (QKT > 2u) { qa2 = long_q(iq, 0u, 2u); if (two) { qb2 = long_q(iq, 1u, 2u); } }
+        if (QKT > 3u) { qa3 = long_q(iq, 0u, 3u); if (two) { qb3 = long_q(iq, 1u, 3u); } }
+        if (QKT > 4u) { qa4 = long_q(iq, 0u, 4u); if (two) { qb4 = long_q(iq, 1u, 4u); } }
+        if (QKT > 5u) { qa5 = long_q(iq, 0u, 5u); if (two) { qb5 = long_q(iq, 1u, 5u); } }
+        if (QKT > 6u) { qa6 = long_q(iq, 0u, 6u); if (two) { qb6 = long_q(iq, 1u, 6u); } }
+        if (QKT > 7u) { qa7 = long_q(iq, 0u, 7u); if (two) { qb7 = long_q(iq, 1u, 7u); } }
+    }
+    var o00 = FC(); var o10 = FC(); var o01 = FC(); var o11 = FC();
+    var o02 = FC(); var o12 = FC(); var o03 = FC(); var o13 = FC();
+    var o04 = FC(); var o14 = FC(); var o05 = FC(); var o15 = FC();
+    var o06 = FC(); var o16 = FC(); var o07 = FC(); var o17 = FC();
     for (var t = 0u; t < total_blocks; t++) {
         let j0 = select((blocks.y + t - blocks.x) * LK, t * LK, t < blocks.x);
-        var s00 = coop_mat16x16<f32, C>(); var s01 = coop_mat16x16<f32, C>();
-        var s02 = coop_mat16x16<f32, C>(); var s03 = coop_mat16x16<f32, C>();
-        var s10 = coop_mat16x16<f32, C>(); var s11 = coop_mat16x16<f32, C>();
-        var s12 = coop_mat16x16<f32, C>(); var s13 = coop_mat16x16<f32, C>();
-        for (var c0 = 0u; c0 < params.dqk; c0 += 16u) {
-            let iq0 = (seq.start + i0) * qs + params.q_offset + h * params.dqk + c0;
-            let iq1 = iq0 + 16u * qs;
-            let ik0 = (seq.start + j0) * ks + params.k_offset + h * params.dqk + c0;
-            let ik1 = ik0 + 16u * ks;
-            let q0 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq0], qs);
-            let q1 = coopLoadT<coop_mat16x16<f16, A>>(&q[iq1], qs);
-            let k0 = coopLoad<coop_mat16x16<f16, B>>(&k[ik0], ks);
-            let k1 = coopLoad<coop_mat16x16<f16, B>>(&k[ik1], ks);
-            s00 = coopMultiplyAdd(q0, k0, s00);
-            s01 = coopMultiplyAdd(q0, k1, s01);
-            s10 = coopMultiplyAdd(q1, k0, s10);
-            s11 = coopMultiplyAdd(q1, k1, s11);
-            if (LK > 32u) {
-                let ik2 = ik1 + 16u * ks;
-                let ik3 = ik2 + 16u * ks;
-                let k2 = coopLoad<coop_mat16x16<f16, B>>(&k[ik2], ks);
-                let k3 = coopLoad<coop_mat16x16<f16, B>>(&k[ik3], ks);
-                s02 = coopMultiplyAdd(q0, k2, s02);
-                s03 = coopMultiplyAdd(q0, k3, s03);
-                s12 = coopMultiplyAdd(q1, k2, s12);
-                s13 = coopMultiplyAdd(q1, k3, s13);
+        var s00 = FC(); var s01 = FC(); var s02 = FC(); var s03 = FC();
+        var s10 = FC(); var s11 = FC(); var s12 = FC(); var s13 = FC();
+        let ik = (seq.start + j0) * ks + params.k_offset + h * params.dqk;
+        if (QREG == 1u) {
+            long_qk(qa0, qb0, ik, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13);
+            if (QKT > 1u) { long_qk(qa1, qb1, ik + 16u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+            if (QKT > 2u) { long_qk(qa2, qb2, ik + 32u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+            if (QKT > 3u) { long_qk(qa3, qb3, ik + 48u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+            if (QKT > 4u) { long_qk(qa4, qb4, ik + 64u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+            if (QKT > 5u) { long_qk(qa5, qb5, ik + 80u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+            if (QKT > 6u) { long_qk(qa6, qb6, ik + 96u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+            if (QKT > 7u) { long_qk(qa7, qb7, ik + 112u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13); }
+        } else if (QREG == 2u) {
+            for (var c = 0u; c < QKT; c++) {
+                let qa = coopLoadT<FA>(&lg_q[c * 16u], QST);
+                var qb = FA();
+                if (RS > 16u) { qb = coopLoadT<FA>(&lg_q[(RS / 32u) * 16u * QST + c * 16u], QST); }
+                long_qk(qa, qb, ik + c * 16u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13);
             }
+        } else {
+            for (var c = 0u; c < QKT; c++) {
+                var qb = FA();
+                if (RS > 16u) { qb = long_q(iq, 1u, c); }
+                long_qk(long_q(iq, 0u, c), qb, ik + c * 16u, &s00, &s01, &s02, &s03, &s10, &s11, &s12, &s13);
+            }
+        }
+        // VPRE: this block's v fragments (v<column tile><key tile>) are in flight during the silu phase.
+        let iv = (seq.start + j0) * vs + params.v_offset + h * params.dv;
+        var v00 = FB(); var v01 = FB(); var v10 = FB(); var v11 = FB();
+        var v20 = FB(); var v21 = FB(); var v30 = FB(); var v31 = FB();
+        var v40 = FB(); var v41 = FB(); var v50 = FB(); var v51 = FB();
+        var v60 = FB(); var v61 = FB(); var v70 = FB(); var v71 = FB();
+        if (VPRE == 1u) {
+            v00 = long_v(iv, 0u, 0u); v01 = long_v(iv, 1u, 0u);
+            if (VT > 1u) { v10 = long_v(iv, 0u, 16u); v11 = long_v(iv, 1u, 16u); }
+            if (VT > 2u) { v20 = long_v(iv, 0u, 32u); v21 = long_v(iv, 1u, 32u); }
+            if (VT > 3u) { v30 = long_v(iv, 0u, 48u); v31 = long_v(iv, 1u, 48u); }
+            if (VT > 4u) { v40 = long_v(iv, 0u, 64u); v41 = long_v(iv, 1u, 64u); }
+            if (VT > 5u) { v50 = long_v(iv, 0u, 80u); v51 = long_v(iv, 1u, 80u); }
+            if (VT > 6u) { v60 = long_v(iv, 0u, 96u); v61 = long_v(iv, 1u, 96u); }
+            if (VT > 7u) { v70 = long_v(iv, 0u, 112u); v71 = long_v(iv, 1u, 112u); }
         }
         let t00 = 0u;
         let t01 = 16u;
         let t02 = 32u;
         let t03 = 48u;
-        let t10 = 16u * st;
+        let t10 = (RS / 32u) * 16u * st; // 0 (unused) for RS = 16, so the constant index stays in bounds
         let t11 = t10 + 16u;
         let t12 = t10 + 32u;
         let t13 = t10 + 48u;
         coopStoreT(s00, &lg_s[t00], st);
         coopStoreT(s01, &lg_s[t01], st);
-        coopStoreT(s10, &lg_s[t10], st);
-        coopStoreT(s11, &lg_s[t11], st);
         if (LK > 32u) {
             coopStoreT(s02, &lg_s[t02], st);
             coopStoreT(s03, &lg_s[t03], st);
-            coopStoreT(s12, &lg_s[t12], st);
-            coopStoreT(s13, &lg_s[t13], st);
+        }
+        if (RS > 16u) {
+            coopStoreT(s10, &lg_s[t10], st);
+            coopStoreT(s11, &lg_s[t11], st);
+            if (LK > 32u) {
+                coopStoreT(s12, &lg_s[t12], st);
+                coopStoreT(s13, &lg_s[t13], st);
+            }
         }
         workgroupBarrier();
         let fast = params.has_rab == 0u && params.max_attn_len == 0u && j0 + LK <= min(i0, seq.history);
-        for (var e = lane * 4u; e < 32u * LK; e += SG * 4u) {
+        for (var e = lane * 4u; e < RS * LK; e += SG * 4u) {
             let r = e / LK;
             let c = e % LK;
             let x0 = r * st + c;
@@ -468,130 +593,57 @@ fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             lg_p[x0 + 3u] = w.w;
         }
         workgroupBarrier();
-        let p00 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t00], st);
-        let p01 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t01], st);
-        let p10 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t10], st);
-        let p11 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t11], st);
-        var p02 = coop_mat16x16<f16, A>(); var p03 = coop_mat16x16<f16, A>();
-        var p12 = coop_mat16x16<f16, A>(); var p13 = coop_mat16x16<f16, A>();
+        let pa0 = coopLoadT<FA>(&lg_p[t00], st);
+        let pa1 = coopLoadT<FA>(&lg_p[t01], st);
+        var pa2 = FA(); var pa3 = FA();
+        var pb0 = FA(); var pb1 = FA(); var pb2 = FA(); var pb3 = FA();
         if (LK > 32u) {
-            p02 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t02], st);
-            p03 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t03], st);
-            p12 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t12], st);
-            p13 = coopLoadT<coop_mat16x16<f16, A>>(&lg_p[t13], st);
+            pa2 = coopLoadT<FA>(&lg_p[t02], st);
+            pa3 = coopLoadT<FA>(&lg_p[t03], st);
         }
-        let iv0 = (seq.start + j0) * vs + params.v_offset + h * params.dv;
-        let iv1 = iv0 + 16u * vs;
-        let iv2 = iv1 + 16u * vs;
-        let iv3 = iv2 + 16u * vs;
-        if (tiles > 0u) {
-            let x0 = iv0 + 0u; let x1 = iv1 + 0u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o00 = coopMultiplyAdd(p00, v0, o00); o00 = coopMultiplyAdd(p01, v1, o00);
-            o10 = coopMultiplyAdd(p10, v0, o10); o10 = coopMultiplyAdd(p11, v1, o10);
+        if (RS > 16u) {
+            pb0 = coopLoadT<FA>(&lg_p[t10], st);
+            pb1 = coopLoadT<FA>(&lg_p[t11], st);
             if (LK > 32u) {
-                let x2 = iv2 + 0u; let x3 = iv3 + 0u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o00 = coopMultiplyAdd(p02, v2, o00); o00 = coopMultiplyAdd(p03, v3, o00);
-                o10 = coopMultiplyAdd(p12, v2, o10); o10 = coopMultiplyAdd(p13, v3, o10);
+                pb2 = coopLoadT<FA>(&lg_p[t12], st);
+                pb3 = coopLoadT<FA>(&lg_p[t13], st);
             }
         }
-        if (tiles > 1u) {
-            let x0 = iv0 + 16u; let x1 = iv1 + 16u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o01 = coopMultiplyAdd(p00, v0, o01); o01 = coopMultiplyAdd(p01, v1, o01);
-            o11 = coopMultiplyAdd(p10, v0, o11); o11 = coopMultiplyAdd(p11, v1, o11);
-            if (LK > 32u) {
-                let x2 = iv2 + 16u; let x3 = iv3 + 16u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o01 = coopMultiplyAdd(p02, v2, o01); o01 = coopMultiplyAdd(p03, v3, o01);
-                o11 = coopMultiplyAdd(p12, v2, o11); o11 = coopMultiplyAdd(p13, v3, o11);
-            }
+        if (VPRE == 1u) {
+            long_pv_loaded(pa0, pa1, pb0, pb1, v00, v01, &o00, &o10);
+            if (VT > 1u) { long_pv_loaded(pa0, pa1, pb0, pb1, v10, v11, &o01, &o11); }
+            if (VT > 2u) { long_pv_loaded(pa0, pa1, pb0, pb1, v20, v21, &o02, &o12); }
+            if (VT > 3u) { long_pv_loaded(pa0, pa1, pb0, pb1, v30, v31, &o03, &o13); }
+            if (VT > 4u) { long_pv_loaded(pa0, pa1, pb0, pb1, v40, v41, &o04, &o14); }
+            if (VT > 5u) { long_pv_loaded(pa0, pa1, pb0, pb1, v50, v51, &o05, &o15); }
+            if (VT > 6u) { long_pv_loaded(pa0, pa1, pb0, pb1, v60, v61, &o06, &o16); }
+            if (VT > 7u) { long_pv_loaded(pa0, pa1, pb0, pb1, v70, v71, &o07, &o17); }
+        } else {
+            long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv, &o00, &o10);
+            if (VT > 1u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 16u, &o01, &o11); }
+            if (VT > 2u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 32u, &o02, &o12); }
+            if (VT > 3u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 48u, &o03, &o13); }
+            if (VT > 4u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 64u, &o04, &o14); }
+            if (VT > 5u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 80u, &o05, &o15); }
+            if (VT > 6u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 96u, &o06, &o16); }
+            if (VT > 7u) { long_pv(pa0, pa1, pa2, pa3, pb0, pb1, pb2, pb3, iv + 112u, &o07, &o17); }
         }
-        if (tiles > 2u) {
-            let x0 = iv0 + 32u; let x1 = iv1 + 32u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o02 = coopMultiplyAdd(p00, v0, o02); o02 = coopMultiplyAdd(p01, v1, o02);
-            o12 = coopMultiplyAdd(p10, v0, o12); o12 = coopMultiplyAdd(p11, v1, o12);
-            if (LK > 32u) {
-                let x2 = iv2 + 32u; let x3 = iv3 + 32u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o02 = coopMultiplyAdd(p02, v2, o02); o02 = coopMultiplyAdd(p03, v3, o02);
-                o12 = coopMultiplyAdd(p12, v2, o12); o12 = coopMultiplyAdd(p13, v3, o12);
-            }
-        }
-        if (tiles > 3u) {
-            let x0 = iv0 + 48u; let x1 = iv1 + 48u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o03 = coopMultiplyAdd(p00, v0, o03); o03 = coopMultiplyAdd(p01, v1, o03);
-            o13 = coopMultiplyAdd(p10, v0, o13); o13 = coopMultiplyAdd(p11, v1, o13);
-            if (LK > 32u) {
-                let x2 = iv2 + 48u; let x3 = iv3 + 48u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o03 = coopMultiplyAdd(p02, v2, o03); o03 = coopMultiplyAdd(p03, v3, o03);
-                o13 = coopMultiplyAdd(p12, v2, o13); o13 = coopMultiplyAdd(p13, v3, o13);
-            }
-        }
-        if (tiles > 4u) {
-            let x0 = iv0 + 64u; let x1 = iv1 + 64u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o04 = coopMultiplyAdd(p00, v0, o04); o04 = coopMultiplyAdd(p01, v1, o04);
-            o14 = coopMultiplyAdd(p10, v0, o14); o14 = coopMultiplyAdd(p11, v1, o14);
-            if (LK > 32u) {
-                let x2 = iv2 + 64u; let x3 = iv3 + 64u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o04 = coopMultiplyAdd(p02, v2, o04); o04 = coopMultiplyAdd(p03, v3, o04);
-                o14 = coopMultiplyAdd(p12, v2, o14); o14 = coopMultiplyAdd(p13, v3, o14);
-            }
-        }
-        if (tiles > 5u) {
-            let x0 = iv0 + 80u; let x1 = iv1 + 80u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o05 = coopMultiplyAdd(p00, v0, o05); o05 = coopMultiplyAdd(p01, v1, o05);
-            o15 = coopMultiplyAdd(p10, v0, o15); o15 = coopMultiplyAdd(p11, v1, o15);
-            if (LK > 32u) {
-                let x2 = iv2 + 80u; let x3 = iv3 + 80u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o05 = coopMultiplyAdd(p02, v2, o05); o05 = coopMultiplyAdd(p03, v3, o05);
-                o15 = coopMultiplyAdd(p12, v2, o15); o15 = coopMultiplyAdd(p13, v3, o15);
-            }
-        }
-        if (tiles > 6u) {
-            let x0 = iv0 + 96u; let x1 = iv1 + 96u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o06 = coopMultiplyAdd(p00, v0, o06); o06 = coopMultiplyAdd(p01, v1, o06);
-            o16 = coopMultiplyAdd(p10, v0, o16); o16 = coopMultiplyAdd(p11, v1, o16);
-            if (LK > 32u) {
-                let x2 = iv2 + 96u; let x3 = iv3 + 96u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o06 = coopMultiplyAdd(p02, v2, o06); o06 = coopMultiplyAdd(p03, v3, o06);
-                o16 = coopMultiplyAdd(p12, v2, o16); o16 = coopMultiplyAdd(p13, v3, o16);
-            }
-        }
-        if (tiles > 7u) {
-            let x0 = iv0 + 112u; let x1 = iv1 + 112u;
-            let v0 = coopLoadT<coop_mat16x16<f16, B>>(&v[x0], vs); let v1 = coopLoadT<coop_mat16x16<f16, B>>(&v[x1], vs);
-            o07 = coopMultiplyAdd(p00, v0, o07); o07 = coopMultiplyAdd(p01, v1, o07);
-            o17 = coopMultiplyAdd(p10, v0, o17); o17 = coopMultiplyAdd(p11, v1, o17);
-            if (LK > 32u) {
-                let x2 = iv2 + 112u; let x3 = iv3 + 112u;
-                let v2 = coopLoadT<coop_mat16x16<f16, B>>(&v[x2], vs); let v3 = coopLoadT<coop_mat16x16<f16, B>>(&v[x3], vs);
-                o07 = coopMultiplyAdd(p02, v2, o07); o07 = coopMultiplyAdd(p03, v3, o07);
-                o17 = coopMultiplyAdd(p12, v2, o17); o17 = coopMultiplyAdd(p13, v3, o17);
-            }
-        }
+        // Not needed for the workgroup memory (the next block's score store overwrites only lg_s,
+        // whose reads ended before the a_ij barrier), but without it the H200 ran this kernel 5%
+        // slower (coop_long_lk32_silu0_q 10.36 against 9.82 ms, runtime/BENCHMARKS-gpu.md).
         workgroupBarrier();
     }
     let r0 = i0;
     let r1 = i0 + 16u;
-    if (tiles > 0u) { long_store(o00, seq, h, r0, 0u, lane); long_store(o10, seq, h, r1, 0u, lane); }
-    if (tiles > 1u) { long_store(o01, seq, h, r0, 16u, lane); long_store(o11, seq, h, r1, 16u, lane); }
-    if (tiles > 2u) { long_store(o02, seq, h, r0, 32u, lane); long_store(o12, seq, h, r1, 32u, lane); }
-    if (tiles > 3u) { long_store(o03, seq, h, r0, 48u, lane); long_store(o13, seq, h, r1, 48u, lane); }
-    if (tiles > 4u) { long_store(o04, seq, h, r0, 64u, lane); long_store(o14, seq, h, r1, 64u, lane); }
-    if (tiles > 5u) { long_store(o05, seq, h, r0, 80u, lane); long_store(o15, seq, h, r1, 80u, lane); }
-    if (tiles > 6u) { long_store(o06, seq, h, r0, 96u, lane); long_store(o16, seq, h, r1, 96u, lane); }
-    if (tiles > 7u) { long_store(o07, seq, h, r0, 112u, lane); long_store(o17, seq, h, r1, 112u, lane); }
+    let two = RS > 16u;
+    long_store(o00, seq, h, r0, 0u, lane); if (two) { long_store(o10, seq, h, r1, 0u, lane); }
+    if (VT > 1u) { long_store(o01, seq, h, r0, 16u, lane); if (two) { long_store(o11, seq, h, r1, 16u, lane); } }
+    if (VT > 2u) { long_store(o02, seq, h, r0, 32u, lane); if (two) { long_store(o12, seq, h, r1, 32u, lane); } }
+    if (VT > 3u) { long_store(o03, seq, h, r0, 48u, lane); if (two) { long_store(o13, seq, h, r1, 48u, lane); } }
+    if (VT > 4u) { long_store(o04, seq, h, r0, 64u, lane); if (two) { long_store(o14, seq, h, r1, 64u, lane); } }
+    if (VT > 5u) { long_store(o05, seq, h, r0, 80u, lane); if (two) { long_store(o15, seq, h, r1, 80u, lane); } }
+    if (VT > 6u) { long_store(o06, seq, h, r0, 96u, lane); if (two) { long_store(o16, seq, h, r1, 96u, lane); } }
+    if (VT > 7u) { long_store(o07, seq, h, r0, 112u, lane); if (two) { long_store(o17, seq, h, r1, 112u, lane); } }
 }
 
 @compute @workgroup_size(SG)
