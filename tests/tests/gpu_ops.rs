@@ -306,6 +306,55 @@ fn gpu_attention_forms_share_buffers() {
 }
 
 #[test]
+fn gpu_coop_attention_forms_match_reference() {
+    // Every cooperative-matrix form (`Auto` runs only one of them) on every problem, head dims
+    // 16 to 128 (1 to 8 unrolled column chunks), against the f16-rounded reference. Only adapters
+    // with cooperative matrices run it (the H200's Vulkan driver; not lavapipe).
+    let mut cases = problems();
+    cases.push(("d64 rab", Problem::new(4, &[100, 33], None, 2, 64, true)));
+    cases.push((
+        "d128 targets rab",
+        Problem::new(5, &[150, 41], Some(vec![10, 3]), 2, 128, true),
+    ));
+    let mut forms = vec![AttentionKernel::Coop];
+    for lk in [32, 64] {
+        for rs in [16, 32] {
+            for qreg in 0..=2 {
+                for vpre in [false, true] {
+                    if vpre && lk != 32 {
+                        continue;
+                    }
+                    forms.push(AttentionKernel::CoopLong {
+                        lk,
+                        silu: if rs == 16 { 2 } else { 0 },
+                        rs,
+                        qreg,
+                        vpre,
+                    });
+                }
+            }
+        }
+    }
+    for_each_adapter("coop attention forms", |ctx| {
+        if !supports(ctx, "coop attention forms", Variant::CoopMatrix) {
+            return;
+        }
+        for (name, p) in &cases {
+            let want = p.reference(true, None);
+            for form in &forms {
+                let (got, _) = p.run_forms(ctx, Variant::CoopMatrix, &[*form]);
+                assert_close(
+                    &format!("attention coop {name}, form {}", form.name()),
+                    &got,
+                    &want,
+                    Tolerance::COOP_F16,
+                );
+            }
+        }
+    });
+}
+
+#[test]
 fn gpu_bind_groups_are_per_pipeline() {
     // Pipelines that differ only in override constants share a label; each must get its own
     // bind group (made against its own auto-derived layout), and a repeat must hit the cache.
