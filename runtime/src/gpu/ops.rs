@@ -393,8 +393,9 @@ pub enum AttentionKernel {
 }
 
 impl AttentionKernel {
-    /// The register-tiled form `Auto` picks for heads > 32. H200, N = 8192, D = 128, one run
-    /// (`runtime/BENCHMARKS-gpu.md`): 19.5 TFLOP/s; without `pf` 18.9; `Tiled { 32, 32 }` 12.4.
+    /// The register-tiled form `Auto` picks for heads > 32. H200, N = 8192, D = 128
+    /// (`runtime/BENCHMARKS-gpu.md`): 24.4 TFLOP/s with the default `bounds` checks (19.5 with
+    /// loop bounding; without `pf` 18.9 then); `Tiled { 32, 32 }` 12.4.
     pub const AUTO_TILED: AttentionKernel = AttentionKernel::Big {
         ty: 16,
         bk: 64,
@@ -404,8 +405,10 @@ impl AttentionKernel {
     };
     /// What `Auto` picks instead when q, k, v cannot be read as vectors of 4.
     pub const AUTO_TILED_UNALIGNED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
-    /// The cooperative-matrix form `Auto` picks. Same run: 36.3 TFLOP/s; `lk` = 64: 32.5;
-    /// `Coop` (`main`) about 30.
+    /// The cooperative-matrix form `Auto` picks (for dqk <= 128). H200, N = 8192, D = 128
+    /// (`runtime/BENCHMARKS-gpu.md`, session 4): 56.6 TFLOP/s; q from global memory (`qreg` 0)
+    /// 38.7, staged in workgroup memory (2) 27.5, with `vpre` 51, `rs` = 16 34, `lk` = 64 37,
+    /// `Coop` (`main`) 30.6.
     pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopLong {
         lk: 32,
         silu: 0,
