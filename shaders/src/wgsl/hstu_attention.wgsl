@@ -339,8 +339,10 @@ alias FA = coop_mat16x16<f16, A>;
 alias FB = coop_mat16x16<f16, B>;
 alias FC = coop_mat16x16<f32, C>;
 
-var<workgroup> lg_s: array<f32, RS * (LK + 8u)>; // [RS rows][LK + 8] scores, then 16 x 16 output tiles
-var<workgroup> lg_p: array<f16, RS * (LK + 8u)>; // [RS rows][LK + 8] a_ij n
+// Score and a_ij tiles as vectors of 4 (one clamped vector access per 4 scores in the silu
+// phase); their cooperative loads and stores count offsets and strides in vec4s.
+var<workgroup> lg_s: array<vec4<f32>, RS * (LK + 8u) / 4u>; // [RS rows][(LK + 8) / 4] scores, then 16 x 16 output tiles
+var<workgroup> lg_p: array<vec4<f16>, RS * (LK + 8u) / 4u>; // [RS rows][(LK + 8) / 4] a_ij n
 const QST: u32 = 136u; // row stride of lg_q: dqk at most 128, + 8
 var<workgroup> lg_q: array<f16, (QREG / 2u) * RS * QST + 8u>; // QREG = 2: [RS rows][QST] q
 
@@ -376,14 +378,14 @@ fn long_masked(s: f32, i: u32, j: u32, seq: Sequence) -> f32 {
 
 fn long_store(acc: FC, seq: Sequence, h: u32, row0: u32, col0: u32, lane: u32) {
     let zero = 0u;
-    let tile_stride = 16u;
+    let tile_stride = 4u; // 16 floats
     coopStoreT(acc, &lg_s[zero], tile_stride);
     workgroupBarrier();
     for (var e = lane; e < 256u; e += SG) {
         let i = row0 + e / 16u;
         let col = col0 + e % 16u;
         if (i < seq.len && col < params.dv) {
-            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = lg_s[e] * params.inv_n;
+            out[(seq.start + i - params.q_begin) * params.out_stride + h * params.dv + col] = lg_s[e / 4u][e % 4u] * params.inv_n;
         }
     }
     workgroupBarrier();
@@ -475,7 +477,7 @@ fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     let iq = (seq.start + i0) * params.q_stride + params.q_offset + h * params.dqk;
     let ks = params.k_stride;
     let vs = params.v_stride;
-    let st = LK + 8u;
+    let st = (LK + 8u) / 4u; // row stride of lg_s / lg_p in vec4s
     // q in registers (QREG = 1): qa<c> rows 0-15, qb<c> rows 16-31, of column chunk c.
     var qa0 = FA(); var qa1 = FA(); var qa2 = FA(); var qa3 = FA();
     var qa4 = FA(); var qa5 = FA(); var qa6 = FA(); var qa7 = FA();
@@ -549,14 +551,14 @@ fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             if (VT > 6u) { v60 = long_v(iv, 0u, 96u); v61 = long_v(iv, 1u, 96u); }
             if (VT > 7u) { v70 = long_v(iv, 0u, 112u); v71 = long_v(iv, 1u, 112u); }
         }
-        let t00 = 0u;
-        let t01 = 16u;
-        let t02 = 32u;
-        let t03 = 48u;
+        let t00 = 0u; // tile offsets in vec4s: key tiles 16 apart, row tiles 16 rows apart
+        let t01 = 4u;
+        let t02 = 8u;
+        let t03 = 12u;
         let t10 = (RS / 32u) * 16u * st; // 0 (unused) for RS = 16, so the constant index stays in bounds
-        let t11 = t10 + 16u;
-        let t12 = t10 + 32u;
-        let t13 = t10 + 48u;
+        let t11 = t10 + 4u;
+        let t12 = t10 + 8u;
+        let t13 = t10 + 12u;
         coopStoreT(s00, &lg_s[t00], st);
         coopStoreT(s01, &lg_s[t01], st);
         if (LK > 32u) {
@@ -576,8 +578,8 @@ fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
         for (var e = lane * 4u; e < RS * LK; e += SG * 4u) {
             let r = e / LK;
             let c = e % LK;
-            let x0 = r * st + c;
-            let sv = vec4<f32>(lg_s[x0], lg_s[x0 + 1u], lg_s[x0 + 2u], lg_s[x0 + 3u]);
+            let x4 = r * st + c / 4u;
+            let sv = lg_s[x4];
             var w = vec4<f16>(0.0);
             if (fast) {
                 w = long_silu(sv);
@@ -587,10 +589,7 @@ fn main_long(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
                 w = vec4<f16>(vec4<f32>(long_masked(sv.x, i, j, seq), long_masked(sv.y, i, j + 1u, seq),
                     long_masked(sv.z, i, j + 2u, seq), long_masked(sv.w, i, j + 3u, seq)));
             }
-            lg_p[x0] = w.x;
-            lg_p[x0 + 1u] = w.y;
-            lg_p[x0 + 2u] = w.z;
-            lg_p[x0 + 3u] = w.w;
+            lg_p[x4] = w;
         }
         workgroupBarrier();
         let pa0 = coopLoadT<FA>(&lg_p[t00], st);
