@@ -406,9 +406,9 @@ impl AttentionKernel {
     /// What `Auto` picks instead when q, k, v cannot be read as vectors of 4.
     pub const AUTO_TILED_UNALIGNED: AttentionKernel = AttentionKernel::Tiled { qc: 32, vc: 32 };
     /// The cooperative-matrix form `Auto` picks (for dqk <= 128). H200, N = 8192, D = 128
-    /// (`runtime/BENCHMARKS-gpu.md`, session 4): 56.6 TFLOP/s; q from global memory (`qreg` 0)
-    /// 38.7, staged in workgroup memory (2) 27.5, with `vpre` 51, `rs` = 16 34, `lk` = 64 37,
-    /// `Coop` (`main`) 30.6.
+    /// (`runtime/BENCHMARKS-gpu.md`, session 4): 59.3 TFLOP/s (56.6 before the vec4 tiles); then,
+    /// q from global memory (`qreg` 0) 38.7, staged in workgroup memory (2) 27.5, with `vpre` 51,
+    /// `rs` = 16 34, `lk` = 64 37, `Coop` (`main`) 30.6.
     pub const AUTO_COOP: AttentionKernel = AttentionKernel::CoopLong {
         lk: 32,
         silu: 0,
