@@ -53,7 +53,8 @@ fn before(score_a: f32, id_a: u32, score_b: f32, id_b: u32) -> bool {
 
 // Sorts keys/vals[0, n) in independent segments of seg (powers of two), each best first.
 fn bitonic_sort(li: u32, n: u32, seg: u32) {
-    for (var size = 2u; size <= seg; size <<= 1u) {
+    // min(seg, SORT_N): the doubling ends whatever seg holds (SORT_N is a power of two below 2^31).
+    for (var size = 2u; size <= min(seg, SORT_N); size <<= 1u) {
         for (var stride = size >> 1u; stride > 0u; stride >>= 1u) {
             for (var e = li; e < n / 2u; e += WG) {
                 let lo = 2u * stride * (e / stride) + e % stride;
