@@ -43,10 +43,10 @@ impl PipelineKey {
 /// backend compiler assumes terminates really does; clamping bounds every array and buffer index.
 /// `bounds` and `off` compile with `create_shader_module_trusted`: the caller promises that no loop
 /// is infinite (`bounds`) and no index is out of range (`off`). Every loop in `hstu-shaders`
-/// terminates whatever the inputs: counted `for` loops with a positive constant or override
-/// step, halving loops from a workgroup size, the top-K sort's doubling loop capped at its
-/// `SORT_N` override (so it ends whatever its uniform says), and one
-/// binary search whose interval shrinks every step. Index clamping (kept by `bounds`) is what
+/// ends: counted `for` loops with a positive constant or override step up to a bound the host
+/// derives from buffer lengths (far below 2^32, so no counter wraps), halving loops from a
+/// workgroup size, the top-K sort's doubling loop capped at its `SORT_N` override, and one binary
+/// search whose interval shrinks every step. Index clamping (kept by `bounds`) is what
 /// stands between an index bug and memory outside a binding. Loop bounding costs the f32
 /// attention a fifth of its speed on the H200 (it keeps the driver from unrolling loops with
 /// override-constant trip counts), hence the default. The GPU tests run against the CPU reference
