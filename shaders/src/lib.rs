@@ -3,7 +3,10 @@
 //! Every op is one file under `src/wgsl/` named by its stem (`hstu_attention.wgsl`, ...). A file
 //! holds all of its variants behind `//#if FLAG` / `//#if !FLAG` / `//#else` / `//#endif` lines;
 //! [`compose`] keeps the lines of one [`Variant`] and prepends its prelude (`enable f16;`, the
-//! `elem` storage type). [`SHADERS`] names every shader and the variants it offers; the tests in
+//! `elem` storage type). A line `//#include NAME` (kept by the variant) appends the snippet
+//! `src/wgsl/include/NAME.wgsl` of [`INCLUDES`], composed with the same flags, after the file's own
+//! lines: WGSL declarations may come in any order, and the file's line numbers stay naga's.
+//! [`SHADERS`] names every shader and the variants it offers; the tests in
 //! `tests/naga_variants.rs` parse, validate and translate every composed variant (no GPU needed).
 //!
 //! ```
@@ -210,6 +213,9 @@ pub const SHADERS: &[ShaderEntry] = &[
     },
 ];
 
+/// Snippets that shaders share through `//#include NAME` (code, not ops: no entry points).
+pub const INCLUDES: &[(&str, &str)] = &[("hstu_row_reduce", wgsl!("include/hstu_row_reduce"))];
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum ShaderError {
@@ -260,7 +266,38 @@ pub fn compose(name: &str, variant: Variant) -> Result<String, ShaderError> {
             shader: name.to_string(),
             message,
         })?;
-    Ok(variant.prelude() + &body)
+    Ok(variant.prelude() + &body + &includes_of(name, &body, variant.flags())?)
+}
+
+/// The snippets that the `//#include NAME` lines of `body` (a preprocessed shader) name, each
+/// once and preprocessed with `flags`, in order of first mention.
+fn includes_of(shader: &str, body: &str, flags: &[&str]) -> Result<String, ShaderError> {
+    let error = |message: String| ShaderError::Preprocess {
+        shader: shader.to_string(),
+        message,
+    };
+    let mut out = String::new();
+    let mut included: Vec<&str> = Vec::new();
+    for line in body.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("//#include ") else {
+            continue;
+        };
+        let name = rest.split_whitespace().next().unwrap_or("");
+        if included.contains(&name) {
+            continue;
+        }
+        let (name, source) = INCLUDES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .copied()
+            .ok_or_else(|| error(format!("no include named `{name}`")))?;
+        let snippet =
+            preprocess(source, flags).map_err(|m| error(format!("include `{name}`: {m}")))?;
+        out.push_str(&format!("\n// ---- included: {name} ----\n"));
+        out.push_str(&snippet);
+        included.push(name);
+    }
+    Ok(out)
 }
 
 /// Every `(shader, variant)` pair of the table.
@@ -290,6 +327,55 @@ mod tests {
             );
             assert!(head[1].starts_with("// bindings:"), "{}", s.name);
             assert!(head[2].starts_with("// dispatch:"), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn includes_are_appended_once_with_the_variant_flags() {
+        let plain = compose("hstu_layer_norm", Variant::F32).unwrap();
+        let sub = compose("hstu_layer_norm", Variant::Subgroup).unwrap();
+        assert_eq!(plain.matches("fn workgroup_sum").count(), 1);
+        assert_eq!(sub.matches("fn workgroup_sum").count(), 1);
+        assert!(!plain.contains("subgroupAdd") && sub.contains("subgroupAdd"));
+        // The file's own lines keep their numbers: the snippet comes after them.
+        let file_lines = shader("hstu_layer_norm").unwrap().source.lines().count();
+        let prelude_lines = Variant::F32.prelude().lines().count();
+        let main_line = plain
+            .lines()
+            .position(|l| l.starts_with("fn main("))
+            .unwrap();
+        let file_main = shader("hstu_layer_norm")
+            .unwrap()
+            .source
+            .lines()
+            .position(|l| l.starts_with("fn main("))
+            .unwrap();
+        assert_eq!(main_line, file_main + prelude_lines);
+        assert!(plain.lines().count() > file_lines + prelude_lines);
+    }
+
+    #[test]
+    fn unknown_or_repeated_includes() {
+        assert!(includes_of("x", "//#include nope\n", &[]).is_err());
+        let twice = "//#include hstu_row_reduce\n//#include hstu_row_reduce (again)\n";
+        let once = includes_of("x", twice, &[]).unwrap();
+        assert_eq!(once.matches("fn workgroup_sum").count(), 1);
+        assert_eq!(includes_of("x", "// no includes\n", &[]).unwrap(), "");
+    }
+
+    #[test]
+    fn every_include_is_used_and_documented() {
+        for (name, source) in INCLUDES {
+            assert!(
+                source.starts_with(&format!("// {name} (include):")),
+                "{name}: the first line says what the snippet is"
+            );
+            assert!(
+                SHADERS
+                    .iter()
+                    .any(|s| s.source.contains(&format!("//#include {name}"))),
+                "{name} is included by no shader"
+            );
         }
     }
 

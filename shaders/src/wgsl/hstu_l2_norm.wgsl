@@ -15,37 +15,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [rows, x_stride]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;  // [rows, cols]
 
-var<workgroup> partial: array<f32, WG>;
-
-//#if SUBGROUP
-fn workgroup_sum(value: f32, li: u32, sid: u32, lane: u32, nsg: u32) -> f32 {
-    let s = subgroupAdd(value);
-    if (lane == 0u) {
-        partial[sid] = s;
-    }
-    workgroupBarrier();
-    var total = 0.0;
-    for (var i = 0u; i < nsg; i++) {
-        total += partial[i];
-    }
-    workgroupBarrier();
-    return total;
-}
-//#else
-fn workgroup_sum(value: f32, li: u32, sid: u32, lane: u32, nsg: u32) -> f32 {
-    partial[li] = value;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if (li < half) {
-            partial[li] += partial[li + half];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-//#endif
+//#include hstu_row_reduce (workgroup_sum)
 
 @compute @workgroup_size(WG)
 fn main(

@@ -15,39 +15,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [rows, stride]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;  // [rows, stride]
 
-var<workgroup> partial: array<f32, WG>;
-
-//#if SUBGROUP
-// Sum over the workgroup: subgroupAdd, then one slot per subgroup.
-fn workgroup_sum(value: f32, li: u32, sid: u32, lane: u32, nsg: u32) -> f32 {
-    let s = subgroupAdd(value);
-    if (lane == 0u) {
-        partial[sid] = s;
-    }
-    workgroupBarrier();
-    var total = 0.0;
-    for (var i = 0u; i < nsg; i++) {
-        total += partial[i];
-    }
-    workgroupBarrier();
-    return total;
-}
-//#else
-// Sum over the workgroup: tree reduction in workgroup memory.
-fn workgroup_sum(value: f32, li: u32, sid: u32, lane: u32, nsg: u32) -> f32 {
-    partial[li] = value;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if (li < half) {
-            partial[li] += partial[li + half];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-//#endif
+//#include hstu_row_reduce (workgroup_sum)
 
 @compute @workgroup_size(WG)
 fn main(
