@@ -305,7 +305,21 @@ fn run_shape(ctx: &GpuContext, c: &Case) -> Errors {
         )
     };
     let gpu = GpuModel::upload_with(ctx, &c.cfg, &c.w, UploadOptions::default()).unwrap();
-    lap("upload");
+    let (rows, row_bytes) = (c.cfg.num_items + 1, c.cfg.embedding_dim * 4);
+    let table = rows * row_bytes;
+    let limit = ctx.limits().max_storage_buffer_binding_size;
+    let rows_per_binding = limit.min(ctx.limits().max_buffer_size) as usize / row_bytes;
+    assert_eq!(
+        gpu.item_bindings(),
+        rows.div_ceil(rows_per_binding),
+        "[{name}] item table of {table} bytes, storage binding limit {limit}"
+    );
+    lap(&format!(
+        "upload (item table {:.1} MiB in {} binding(s), limit {} MiB)",
+        table as f64 / (1 << 20) as f64,
+        gpu.item_bindings(),
+        limit >> 20
+    ));
     let out = gpu.encode(seqs).unwrap();
     lap("encode");
     let lengths: Vec<i64> = out.seq_offsets.windows(2).map(|w| w[1] - w[0]).collect();
