@@ -15,6 +15,25 @@ const VIRIDIS_STOPS: [[u8; 3]; 9] = [
     [253, 231, 37],
 ];
 
+/// Okabe and Ito's qualitative palette (distinct for colour-blind readers too), with grey-white for
+/// black so that it shows on a dark background: the colours of plot series.
+const SERIES: [[u8; 3]; 8] = [
+    [86, 180, 233],
+    [230, 159, 0],
+    [0, 158, 115],
+    [240, 228, 66],
+    [204, 121, 167],
+    [213, 94, 0],
+    [0, 114, 178],
+    [200, 200, 200],
+];
+
+/// Colour of plot series `k`: eight distinct colours, then they repeat.
+pub fn series_color(k: usize) -> Color32 {
+    let [r, g, b] = SERIES[k % SERIES.len()];
+    Color32::from_rgb(r, g, b)
+}
+
 /// Colour of masked (future) cells of a causal attention map.
 pub const MASKED: Color32 = Color32::from_rgb(24, 24, 28);
 
@@ -88,6 +107,18 @@ mod tests {
         assert_eq!(viridis(-3.0), viridis(0.0));
         assert_eq!(viridis(7.0), viridis(1.0));
         assert_eq!(viridis(0.5), Color32::from_rgb(38, 130, 142));
+    }
+
+    #[test]
+    fn series_colours_are_distinct_then_repeat() {
+        let first: Vec<Color32> = (0..8).map(series_color).collect();
+        for (i, a) in first.iter().enumerate() {
+            for b in &first[i + 1..] {
+                let d: i32 = (0..3).map(|c| (a[c] as i32 - b[c] as i32).abs()).sum();
+                assert!(d > 60, "series colours {a:?} and {b:?} are too close");
+            }
+        }
+        assert_eq!(series_color(8), series_color(0));
     }
 
     #[test]

@@ -30,6 +30,47 @@ fn is_metric(name: &str) -> bool {
     name.starts_with("HR@") || name.starts_with("NDCG@") || name == "MRR" || name.starts_with("AUC")
 }
 
+/// Sort key of a metric name: family, then the numeric cut-off after `@` (0 without one), then
+/// the name itself.
+fn metric_order(name: &str) -> (String, u64, String) {
+    let (family, cut) = name.split_once('@').unwrap_or((name, ""));
+    let k = cut
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0);
+    (family.to_owned(), k, name.to_owned())
+}
+
+/// How each metric of `names` is drawn: `(colour index, line style index)`. Metrics with the same
+/// cut-off share a colour (`HR@10` and `NDCG@10`), families with cut-offs take line styles in
+/// order (`HR` solid, `NDCG` dashed, ...); a name without `@` (`MRR`) has a colour of its own.
+pub fn series_styles(names: &[String]) -> Vec<(usize, usize)> {
+    let mut cuts: Vec<&str> = Vec::new();
+    let mut families: Vec<&str> = Vec::new();
+    names
+        .iter()
+        .map(|name| {
+            let (family, cut) = match name.split_once('@') {
+                Some((f, c)) => (Some(f), c),
+                None => (None, name.as_str()),
+            };
+            let color = cuts.iter().position(|c| *c == cut).unwrap_or_else(|| {
+                cuts.push(cut);
+                cuts.len() - 1
+            });
+            let style = family.map_or(0, |f| {
+                families.iter().position(|x| *x == f).unwrap_or_else(|| {
+                    families.push(f);
+                    families.len() - 1
+                })
+            });
+            (color, style)
+        })
+        .collect()
+}
+
 impl TrainingLog {
     /// Parse the text of a `metrics.jsonl`; a line that does not parse is counted and skipped.
     pub fn parse(text: &str) -> TrainingLog {
@@ -70,14 +111,15 @@ impl TrainingLog {
         log
     }
 
-    /// Names of every eval metric seen, sorted.
+    /// Names of every eval metric seen, by family then cut-off: `HR@10, HR@50, HR@200, MRR,
+    /// NDCG@10, ...` (not `HR@200` before `HR@50`, as a plain string sort has it).
     pub fn metric_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .evals
             .iter()
             .flat_map(|e| e.metrics.iter().map(|m| m.0.clone()))
             .collect();
-        names.sort();
+        names.sort_by_key(|n| metric_order(n));
         names.dedup();
         names
     }
@@ -134,5 +176,35 @@ not json
         assert_eq!(log.best("NDCG@10"), Some([9.0, 0.1]));
         assert_eq!(log.splits(), vec!["valid_in_sample"]);
         assert_eq!(log.evals[1].split, None);
+    }
+
+    #[test]
+    fn same_cut_off_same_colour_family_picks_the_style() {
+        let names: Vec<String> = ["HR@10", "HR@50", "MRR", "NDCG@10", "NDCG@50"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            series_styles(&names),
+            vec![(0, 0), (1, 0), (2, 0), (0, 1), (1, 1)]
+        );
+    }
+
+    #[test]
+    fn metrics_order_by_family_then_cut_off() {
+        let text = r#"{"step": 1, "HR@200": 0.9, "HR@50": 0.5, "HR@10": 0.2, "NDCG@200": 0.3, "NDCG@10": 0.1, "MRR": 0.1, "AUC@task1": 0.7, "AUC@task0": 0.8}"#;
+        let log = TrainingLog::parse(text);
+        assert_eq!(
+            log.metric_names(),
+            vec![
+                "AUC@task0",
+                "AUC@task1",
+                "HR@10",
+                "HR@50",
+                "HR@200",
+                "MRR",
+                "NDCG@10",
+                "NDCG@200"
+            ]
+        );
     }
 }

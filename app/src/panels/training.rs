@@ -1,9 +1,10 @@
 //! Training curves from the model directory's `metrics.jsonl`: loss (and throughput) per step,
 //! and every evaluation metric (HR@K, NDCG@K, ...) with its best point.
 
-use crate::colormap::viridis;
+use crate::colormap::series_color;
+use crate::metrics::series_styles;
 use crate::state::AppState;
-use egui_plot::{Legend, Line, Plot, Points};
+use egui_plot::{Legend, Line, LineStyle, Plot, Points};
 
 pub fn training_ui(ui: &mut egui::Ui, state: &mut AppState) {
     let Some(log) = &state.training else {
@@ -57,14 +58,24 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut AppState) {
     ui.strong("evaluation");
     Plot::new("training-eval")
         .height(height.max(120.0))
-        .legend(Legend::default())
+        .legend(Legend::default().follow_insertion_order(true))
         .x_axis_label("step")
         .show(ui, |plot| {
-            for (k, name) in log.metric_names().into_iter().enumerate() {
-                let series = log.metric_series(&name);
-                let color = viridis(0.15 + 0.8 * k as f32 / 3.0);
-                plot.line(Line::new(name.clone(), series.clone()).color(color));
-                plot.add(Points::new(name, series).radius(2.5).color(color));
+            let names = log.metric_names();
+            for (name, (color, style)) in names.iter().zip(series_styles(&names)) {
+                let series = log.metric_series(name);
+                let color = series_color(color);
+                let style = match style {
+                    0 => LineStyle::Solid,
+                    1 => LineStyle::dashed_loose(),
+                    _ => LineStyle::dotted_loose(),
+                };
+                plot.line(
+                    Line::new(name.clone(), series.clone())
+                        .color(color)
+                        .style(style),
+                );
+                plot.add(Points::new(name.clone(), series).radius(2.5).color(color));
             }
         });
 }
