@@ -207,7 +207,7 @@ pub const SHADERS: &[ShaderEntry] = &[
     ShaderEntry {
         name: "hstu_topk",
         source: wgsl!("hstu_topk"),
-        entry_points: &["score_topk", "merge_topk"],
+        entry_points: &["score_topk", "merge_topk", "score_all"],
         variant_entry_points: &[],
         variants: &[Variant::F32],
     },

@@ -91,7 +91,9 @@ fn gpu_item_table_split_across_bindings() {
 
 /// A catalogue of 20,000 items spans many `score_topk` item chunks and 37 users several user
 /// tiles (the last one partial); K = 10 and K = 100, whole and split item tables, against
-/// `reference::retrieve_top_k` on the GPU's own user embeddings (f64 scoring).
+/// `reference::retrieve_top_k` on the GPU's own user embeddings (f64 scoring). K one past what
+/// a workgroup's sort holds and K = the whole catalogue take the `score_all` path: the same
+/// checks, and its first 100 equal the sorting path's K = 100.
 #[test]
 fn gpu_retrieval_many_chunks_and_users_equals_reference() {
     use hstu_runtime::checkpoint::Weights;
@@ -122,9 +124,20 @@ fn gpu_retrieval_many_chunks_and_users_equals_reference() {
         let split = GpuModel::upload_with(ctx, &cfg, &w, opts).unwrap();
         assert!(split.item_bindings() > 1);
         let users = whole.encode(&seqs).unwrap().user_embeddings;
-        for k in [10, 100] {
+        let beyond = hstu_runtime::gpu::ops::max_top_k(ctx) + 1;
+        let top100 = whole.retrieve(&seqs, 100).unwrap();
+        for k in [10, 100, beyond, cfg.num_items] {
             let got = whole.retrieve(&seqs, k).unwrap();
             assert_eq!(got, split.retrieve(&seqs, k).unwrap(), "split, k = {k}");
+            if k >= beyond {
+                for (u, t) in got.iter().enumerate() {
+                    assert_eq!(
+                        t.items[..100],
+                        top100[u].items[..],
+                        "user {u}: k = {k} (all scores, host selection) vs k = 100 (sort)"
+                    );
+                }
+            }
             for (u, s) in seqs.iter().enumerate() {
                 let user: Vec<f64> = users[u * d..(u + 1) * d]
                     .iter()

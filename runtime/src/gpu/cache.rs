@@ -43,8 +43,9 @@ impl PipelineKey {
 /// backend compiler assumes terminates really does; clamping bounds every array and buffer index.
 /// `bounds` and `off` compile with `create_shader_module_trusted`: the caller promises that no loop
 /// is infinite (`bounds`) and no index is out of range (`off`). Every loop in `hstu-shaders`
-/// ends: counted `for` loops with a positive constant or override step up to a bound the host
-/// derives from buffer lengths (far below 2^32, so no counter wraps), halving loops from a
+/// ends: counted `for` loops with a positive constant or override step (or the top-K
+/// `score_all` grid stride, at least `WG`) up to a bound the host derives from buffer lengths
+/// (far below 2^32, so no counter wraps), halving loops from a
 /// workgroup size, the top-K sort's doubling loop capped at its `SORT_N` override, and one binary
 /// search whose interval shrinks every step. Index clamping (kept by `bounds`) is what
 /// stands between an index bug and memory outside a binding. Loop bounding costs the f32

@@ -784,12 +784,72 @@ pub const SORT_N_SMALL: usize = 2048;
 
 /// `SORT_N` of the top-K kernels on this device.
 pub fn topk_sort_n(rec: &Recorder) -> usize {
-    let have = rec.ctx.limits().max_compute_workgroup_storage_size as usize;
+    sort_n_of(rec.ctx)
+}
+
+fn sort_n_of(ctx: &GpuContext) -> usize {
+    let have = ctx.limits().max_compute_workgroup_storage_size as usize;
     if have >= SORT_N * 8 + 2048 {
         SORT_N
     } else {
         SORT_N_SMALL
     }
+}
+
+/// The largest k that [`top_k`] selects on this device (half a workgroup's sort); larger k go
+/// through [`score_all`] and a selection on the host.
+pub fn max_top_k(ctx: &GpuContext) -> usize {
+    sort_n_of(ctx) / 2
+}
+
+/// The score `score_all` writes for an excluded item (`NONE_SCORE` of `hstu_topk.wgsl`); every
+/// real score is in [-1, 1].
+pub const NONE_SCORE: f32 = -3.0e38;
+
+/// Every score `s_c` of the items of `chunk` for `batch` users ([`NONE_SCORE`] where the
+/// id is 0, past `num_items` or in the user's history): `[batch, chunk.hi - chunk.lo]` f32, with
+/// the arithmetic of [`top_k`]'s scoring.
+#[allow(clippy::too_many_arguments)]
+pub fn score_all(
+    rec: &mut Recorder,
+    users: &wgpu::Buffer,
+    batch: usize,
+    dim: usize,
+    chunk: &ItemChunk,
+    num_items: usize,
+    history: &wgpu::Buffer,
+    eps: f64,
+) -> Result<wgpu::Buffer> {
+    let rows = (chunk.hi - chunk.lo) as usize;
+    let out = rec.scratch((batch * rows * 4).max(4) as u64)?;
+    if rows == 0 || batch == 0 {
+        return Ok(out);
+    }
+    let p = TopkParams {
+        batch: u32_of(batch, "users")?,
+        dim: dim as u32,
+        user_stride: dim as u32,
+        item_lo: chunk.lo,
+        item_hi: chunk.hi,
+        num_items: num_items as u32,
+        eps: eps as f32,
+        ..TopkParams::default()
+    };
+    let key = PipelineKey::new("hstu_topk", Variant::F32, "score_all");
+    let groups = rows.div_ceil(TOPK_WG).min(65535);
+    rec.tag("topk_score_all");
+    rec.dispatch(
+        &key,
+        &p,
+        vec![
+            (1, whole(users)),
+            (2, whole(&chunk.buffer)),
+            (3, whole(history)),
+            (4, whole(&out)),
+        ],
+        (groups as u32, u32_of(batch, "users")?, 1),
+    )?;
+    Ok(out)
 }
 /// Users per `score_topk` workgroup at most (`U` of `hstu_topk.wgsl`).
 pub const TOPK_TILE_USERS: usize = 8;

@@ -1,6 +1,6 @@
-// hstu_topk: score_topk takes a tile of up to U users and a chunk of items of one item-table binding, scores s_c = u_b . e_c / max(||e_c||, eps) (history, id 0 and ids > num_items excluded) and keeps each user's top k of the chunk; merge_topk reduces segments of k until one remains.
-// bindings: 0 params (uniform); score_topk: 1 users [B, user_stride] f32 (L2-normalised), 2 items [item_hi - item_lo, D] f32, 3 history u32 [hist_offsets B+1 | sorted ids], 4 out_scores, 5 out_ids [B, segments, k]; merge_topk: 6 in_scores, 7 in_ids [B, in_len], 4 out_scores, 5 out_ids [B, out_segments, k].
-// dispatch: score_topk (ceil(B / tile_users), ceil((item_hi - item_lo) / chunk), 1), merge_topk (ceil(in_len / seg), B, 1) with seg = min(in_len, SORT_N) rounded up to a power of two; WG invocations each.
+// hstu_topk: score_topk takes a tile of up to U users and a chunk of items of one item-table binding, scores s_c = u_b . e_c / max(||e_c||, eps) (history, id 0 and ids > num_items excluded) and keeps each user's top k of the chunk; merge_topk reduces segments of k until one remains; score_all (k beyond what a sort holds) writes every s_c of the binding, NONE_SCORE where excluded.
+// bindings: 0 params (uniform); score_topk: 1 users [B, user_stride] f32 (L2-normalised), 2 items [item_hi - item_lo, D] f32, 3 history u32 [hist_offsets B+1 | sorted ids], 4 out_scores, 5 out_ids [B, segments, k]; merge_topk: 6 in_scores, 7 in_ids [B, in_len], 4 out_scores, 5 out_ids [B, out_segments, k]; score_all: 1, 2, 3 as score_topk, 4 out_scores [B, item_hi - item_lo].
+// dispatch: score_topk (ceil(B / tile_users), ceil((item_hi - item_lo) / chunk), 1), merge_topk (ceil(in_len / seg), B, 1) with seg = min(in_len, SORT_N) rounded up to a power of two, score_all (min(ceil((item_hi - item_lo) / WG), 65535), B, 1); WG invocations each.
 
 override WG: u32 = 256u;
 override SORT_N: u32 = 4096u; // a power of two, >= 2 * k; merge_topk's list and score_topk's tile_users * seg
@@ -228,5 +228,33 @@ fn merge_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     for (var r = li; r < params.k; r += WG) {
         out_scores[base + r] = keys[r];
         out_ids[base + r] = vals[r];
+    }
+}
+
+// Every item of the binding for user wid.y, with score_topk's arithmetic (the same fma chain over
+// the dims, so the same f32 score): for k larger than a workgroup's sort holds; the host selects.
+@compute @workgroup_size(WG)
+fn score_all(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let b = wid.y;
+    let rows = params.item_hi - params.item_lo;
+    // Grid-stride over the binding's rows (the step is at least WG).
+    for (var r = wid.x * WG + li; r < rows; r += nwg.x * WG) {
+        let id = params.item_lo + r;
+        var acc = 0.0;
+        var sq = 0.0;
+        for (var c = 0u; c < params.dim; c++) {
+            let x = items[r * params.dim + c];
+            sq = fma(x, x, sq);
+            acc = fma(x, users[b * params.user_stride + c], acc);
+        }
+        var s = acc / max(sqrt(sq), params.eps);
+        if (id < 1u || id > params.num_items || in_history(b, id)) {
+            s = NONE_SCORE;
+        }
+        out_scores[b * rows + r] = s;
     }
 }
