@@ -128,9 +128,20 @@ impl UserSequence {
     }
 }
 
+/// One line as read: the sequence and whatever other fields it carries (ignored, but named in a
+/// warning, so that a misspelt `query_time` or `candidates` does not pass unnoticed).
+#[derive(Deserialize)]
+struct Line {
+    #[serde(flatten)]
+    seq: UserSequence,
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
 /// Parse one JSONL text; `path` names the source in errors.
 pub fn parse_jsonl<R: Read>(reader: R, path: &Path) -> Result<Vec<UserSequence>> {
     let mut out = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -156,12 +167,22 @@ pub fn parse_jsonl<R: Read>(reader: R, path: &Path) -> Result<Vec<UserSequence>>
         if text.trim().is_empty() {
             continue;
         }
-        let seq: UserSequence = serde_json::from_str(text).map_err(|e| Error::Line {
+        let line: Line = serde_json::from_str(text).map_err(|e| Error::Line {
             path: path.into(),
             line: line_no,
             message: format!("malformed sequence JSON: {e}"),
         })?;
-        out.push(seq);
+        for name in line.other.keys() {
+            if !unknown.contains(name) {
+                tracing::warn!(
+                    "{}:{line_no}: unknown field `{name}` ignored (fields: user_id, items, \
+                     timestamps, query_time, candidates, ratings, target)",
+                    path.display()
+                );
+                unknown.push(name.clone());
+            }
+        }
+        out.push(line.seq);
     }
     if out.is_empty() {
         return Err(Error::Data {
@@ -262,6 +283,20 @@ mod tests {
         SequenceFile::from_parsed(Path::new("x.jsonl"), seqs, &cfg())
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_every_known_one_still_read() {
+        let plain = r#"{"user_id": 3, "items": [1, 2], "timestamps": [5, 6], "query_time": 9, "candidates": [4], "ratings": [5, 1], "target": 7}"#;
+        let extra = r#"{"user_id": 3, "quer_time": 1, "items": [1, 2], "timestamps": [5, 6], "query_time": 9, "candidates": [4], "ratings": [5, 1], "target": 7, "meta": {"a": [1]}}"#;
+        let a = parse_jsonl(plain.as_bytes(), Path::new("a.jsonl")).unwrap();
+        let b = parse_jsonl(extra.as_bytes(), Path::new("b.jsonl")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b[0].query_time, Some(9));
+        assert_eq!(b[0].ratings, Some(vec![5, 1]));
+        // A known field of the wrong type is still an error.
+        let bad = r#"{"user_id": 3, "items": [1, -2], "timestamps": [5, 6], "extra": 1}"#;
+        assert!(parse_jsonl(bad.as_bytes(), Path::new("c.jsonl")).is_err());
     }
 
     #[test]
