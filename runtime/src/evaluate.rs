@@ -89,8 +89,18 @@ pub fn ranking_task_metrics(
     w: &Weights<f32>,
     examples: &[RankingExample],
 ) -> Result<Vec<TaskMetrics>> {
-    let tasks = cfg.ranking.as_ref().map_or(0, |r| r.num_tasks());
     let logits = ranking_logits_of(cfg, w, examples)?;
+    ranking_task_metrics_of_logits(cfg, examples, &logits)
+}
+
+/// [`ranking_task_metrics`] of logits `[sum m, T]` computed elsewhere (the GPU's M-FALCON `e_c`
+/// through the ranking head, say), in the order of the examples' candidates.
+pub fn ranking_task_metrics_of_logits(
+    cfg: &ModelConfig,
+    examples: &[RankingExample],
+    logits: &[f32],
+) -> Result<Vec<TaskMetrics>> {
+    let tasks = cfg.ranking.as_ref().map_or(0, |r| r.num_tasks());
     let labels: Vec<f32> = examples
         .iter()
         .flat_map(|e| {
@@ -99,5 +109,5 @@ pub fn ranking_task_metrics(
                 .flat_map(|l| l[..tasks].to_vec())
         })
         .collect();
-    ranking_metrics(&logits, &labels, tasks)
+    ranking_metrics(logits, &labels, tasks)
 }

@@ -1,9 +1,16 @@
 //! `hstu eval`: leave-one-out full-catalogue evaluation (spec section 8), one JSON object.
 
-use super::common::{default_model, load_model, progress};
+use super::common::{Device, default_model, load_model, progress};
+use super::infer::Backend;
 use anyhow::{Context, Result, bail};
+use hstu_runtime::checkpoint::Model;
 use hstu_runtime::data::{Limits, fetch, load_dataset, ranking, split};
-use hstu_runtime::evaluate::{ranking_task_metrics, retrieval_metrics};
+use hstu_runtime::eval::{Metrics, TaskMetrics};
+use hstu_runtime::evaluate::{
+    ranking_task_metrics, ranking_task_metrics_of_logits, retrieval_metrics,
+    retrieval_metrics_of_embeddings,
+};
+use hstu_runtime::sequences::UserSequence;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +30,64 @@ pub struct EvalArgs {
     /// Skip the NaN/Inf scan of the weights (on by default).
     #[arg(long)]
     no_check_finite: bool,
+    /// Backend of the user encoding (and the ranking head's M-FALCON pass): cpu (reference), gpu
+    /// (WGSL via wgpu), auto (gpu if an adapter exists). The full-catalogue ranks of the targets
+    /// are counted on the CPU either way.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
+}
+
+/// Users encoded per GPU call (the progress bar's step).
+const GPU_EVAL_USERS: usize = 512;
+
+fn retrieval(backend: &Backend, model: &Model, seqs: &[UserSequence]) -> Result<Metrics> {
+    let bar = progress(seqs.len() as u64, "eval");
+    let metrics = match backend {
+        Backend::Cpu => retrieval_metrics(&model.config, &model.weights, seqs, &|| bar.inc(1))?,
+        #[cfg(feature = "gpu")]
+        Backend::Gpu(g) => {
+            let mut users = Vec::with_capacity(seqs.len() * model.config.embedding_dim);
+            for part in seqs.chunks(GPU_EVAL_USERS) {
+                users.extend(g.encode(part)?.user_embeddings);
+                bar.inc(part.len() as u64);
+            }
+            retrieval_metrics_of_embeddings(&model.config, &model.weights, seqs, &users)?
+        }
+    };
+    bar.finish_and_clear();
+    Ok(metrics)
+}
+
+fn ranking_tasks(
+    backend: &Backend,
+    model: &Model,
+    examples: &[ranking::RankingExample],
+) -> Result<Vec<TaskMetrics>> {
+    match backend {
+        Backend::Cpu => Ok(ranking_task_metrics(
+            &model.config,
+            &model.weights,
+            examples,
+        )?),
+        #[cfg(feature = "gpu")]
+        Backend::Gpu(g) => {
+            let seqs: Vec<UserSequence> = examples.iter().map(|e| e.sequence.clone()).collect();
+            let mut logits = Vec::new();
+            for e_c in g.rank(&seqs, 64)? {
+                for row in e_c.chunks(model.config.embedding_dim) {
+                    logits.extend(
+                        hstu_runtime::reference::ranking::ranking_logits(&model.weights, row)
+                            .context("the model has no ranking head")?,
+                    );
+                }
+            }
+            Ok(ranking_task_metrics_of_logits(
+                &model.config,
+                examples,
+                &logits,
+            )?)
+        }
+    }
 }
 
 /// `ml-100k` means the cached MovieLens-100K (fetched on first use); anything else is a path.
@@ -78,10 +143,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
             path.display()
         );
     }
-    let bar = progress(seqs.len() as u64, "eval");
+    let backend = Backend::new(a.device, &model)?;
     let t0 = std::time::Instant::now();
-    let metrics = retrieval_metrics(cfg, &model.weights, &seqs, &|| bar.inc(1))?;
-    bar.finish_and_clear();
+    let metrics = retrieval(&backend, &model, &seqs)?;
     let mut out = serde_json::to_value(metrics)?;
     let obj = out
         .as_object_mut()
@@ -89,6 +153,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     obj.insert("data".into(), serde_json::json!(path));
     obj.insert("split".into(), serde_json::json!(a.split));
     obj.insert("model".into(), serde_json::json!(dir));
+    obj.insert(
+        "device".into(),
+        serde_json::json!(match backend {
+            Backend::Cpu => "cpu",
+            #[cfg(feature = "gpu")]
+            Backend::Gpu(_) => "gpu",
+        }),
+    );
     if cfg.ranking.is_some() {
         let mut examples: Vec<_> = ds
             .users
@@ -98,7 +170,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         if a.max_users > 0 {
             examples.truncate(a.max_users);
         }
-        let tasks = ranking_task_metrics(cfg, &model.weights, &examples)?;
+        let tasks = ranking_tasks(&backend, &model, &examples)?;
         let named: serde_json::Map<String, serde_json::Value> = ranking::RANKING_TASK_NAMES
             .iter()
             .zip(&tasks)
