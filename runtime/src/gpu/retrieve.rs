@@ -5,9 +5,10 @@
 
 use super::model::{GpuModel, TokenBatch};
 use super::ops;
-use super::record::{to_f32, to_u32};
+use super::record::{Recorder, to_f32, to_u32};
 use crate::error::Result;
 use crate::reference::TopK;
+use crate::reference::retrieval::select_top_k;
 use crate::sequences::UserSequence;
 
 impl GpuModel {
@@ -28,25 +29,9 @@ impl GpuModel {
             return self.retrieve_by_all_scores(seqs, k);
         }
         for chunk in self.chunks(seqs) {
-            let refs: Vec<&UserSequence> = chunk.iter().collect();
-            let batch = TokenBatch::new(self, &refs, &[])?;
-            let (b, t) = (batch.batch(), batch.total());
+            let b = chunk.len();
             let mut rec = self.recorder();
-            let e = self.record_forward(&mut rec, &batch, None, None)?;
-            let o = rec.scratch((t * d * 4) as u64)?;
-            rec.tag("l2_norm");
-            ops::l2_norm(&mut rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
-            let users = rec.scratch((b * d * 4) as u64)?;
-            for (i, w) in batch.seq_offsets.windows(2).enumerate() {
-                let last = w[1] as u64 - 1;
-                rec.copy(
-                    &o,
-                    last * d as u64 * 4,
-                    &users,
-                    (i * d * 4) as u64,
-                    d as u64 * 4,
-                );
-            }
+            let users = self.record_users(&mut rec, chunk)?;
             let history = rec.upload(&history_table(chunk))?;
             let (scores, ids) = ops::top_k(
                 &mut rec,
@@ -82,17 +67,17 @@ impl GpuModel {
 }
 
 impl GpuModel {
-    /// L2-normalised user embeddings `[B, D]` of one chunk of sequences (see [`GpuModel::chunks`]).
-    fn user_embeddings(&self, chunk: &[UserSequence]) -> Result<Vec<f32>> {
+    /// Records the forward, L2 and the gather of each user's last position: the L2-normalised
+    /// user embeddings `[B, D]` of one chunk of sequences (see [`GpuModel::chunks`]).
+    fn record_users(&self, rec: &mut Recorder, chunk: &[UserSequence]) -> Result<wgpu::Buffer> {
         let d = self.dims.d;
         let refs: Vec<&UserSequence> = chunk.iter().collect();
         let batch = TokenBatch::new(self, &refs, &[])?;
         let (b, t) = (batch.batch(), batch.total());
-        let mut rec = self.recorder();
-        let e = self.record_forward(&mut rec, &batch, None, None)?;
+        let e = self.record_forward(rec, &batch, None, None)?;
         let o = rec.scratch((t * d * 4) as u64)?;
         rec.tag("l2_norm");
-        ops::l2_norm(&mut rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
+        ops::l2_norm(rec, &e, &o, t, d, self.cfg.l2_norm_eps)?;
         let users = rec.scratch((b * d * 4) as u64)?;
         for (i, w) in batch.seq_offsets.windows(2).enumerate() {
             let last = w[1] as u64 - 1;
@@ -104,8 +89,7 @@ impl GpuModel {
                 d as u64 * 4,
             );
         }
-        let data = self.finish(rec, &[(&users, 0, (b * d * 4) as u64)])?;
-        Ok(to_f32(&data[0]))
+        Ok(users)
     }
 
     /// Retrieval for a `k` above [`ops::max_top_k`]: every score of every item-table binding for
@@ -129,7 +113,10 @@ impl GpuModel {
             .clamp(1, 65535);
         let mut out = Vec::with_capacity(seqs.len());
         for chunk in self.chunks(seqs) {
-            let users = self.user_embeddings(chunk)?;
+            let mut rec = self.recorder();
+            let users = self.record_users(&mut rec, chunk)?;
+            let bytes = (chunk.len() * d * 4) as u64;
+            let users = to_f32(&self.finish(rec, &[(&users, 0, bytes)])?[0]);
             for (g, part) in chunk.chunks(group).enumerate() {
                 let g0 = g * group;
                 let mut rec = self.recorder();
@@ -170,21 +157,6 @@ impl GpuModel {
             }
         }
         Ok(out)
-    }
-}
-
-/// The best `k` of `scored` (all of them when fewer): higher score first, then smaller id.
-fn select_top_k(mut scored: Vec<(f32, u32)>, k: usize) -> TopK {
-    let order = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    let k = k.min(scored.len());
-    if k > 0 && k < scored.len() {
-        scored.select_nth_unstable_by(k - 1, order);
-    }
-    scored.truncate(k);
-    scored.sort_by(order);
-    TopK {
-        items: scored.iter().map(|s| s.1).collect(),
-        scores: scored.iter().map(|s| s.0).collect(),
     }
 }
 

@@ -30,10 +30,16 @@ pub fn retrieve_top_k<R: Real>(
     k: usize,
 ) -> TopK {
     let excluded: HashSet<u32> = history.iter().copied().collect();
-    let mut scored: Vec<(R, u32)> = (1..items_normed.rows as u32)
+    let scored: Vec<(R, u32)> = (1..items_normed.rows as u32)
         .filter(|c| !excluded.contains(c))
         .map(|c| (dot(user, items_normed.row(c as usize)), c))
         .collect();
+    select_top_k(scored, k)
+}
+
+/// The best `k` of `(score, id)` pairs (all of them when fewer): higher score first, ties broken
+/// by the smaller id. Also the host half of the GPU's retrieval for large `k`.
+pub fn select_top_k<R: Real>(mut scored: Vec<(R, u32)>, k: usize) -> TopK {
     let by_score = |a: &(R, u32), b: &(R, u32)| {
         b.0.partial_cmp(&a.0)
             .unwrap_or(std::cmp::Ordering::Equal)
